@@ -1,0 +1,1 @@
+"""Fixed-point numerics: formats, rounding, requantization, exact integer kernels."""

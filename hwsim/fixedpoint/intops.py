@@ -1,43 +1,205 @@
-"""Exact integer matmul / conv on integer-valued tensors.
+"""Exact integer matmul / conv / linear on integer-valued torch tensors.
 
-Why: the emulator must be bit-exact *and* fast. float32 products are exact while
-K·max|a|·max|b| ≤ 2^24, float64 while ≤ 2^53; beyond that we fall back to int64 arithmetic.
-(Placeholder implementation by the integrator; the fixed-point helper owns and optimises it.)
+Why: the emulator must be bit-exact *and* fast, and an int64 CPU matmul is ~200x slower than a
+float32 one. A float32 dot product of integers is exact as long as every partial sum stays within
+2^24 in magnitude (float64: 2^53), whatever order the BLAS library sums in. So we bound every
+partial sum by K·max|a|·max|b|, split the reduction dimension K into chunks that keep each chunk in
+the float32-exact regime, and add the chunk results exactly (float64 while the total bound is
+≤ 2^53, int64 beyond). Operands whose single products exceed 2^53 are split into integer limbs.
+int8 x int8 with K ≤ 1024 is a single float32 GEMM.
+
+Results are int64 and exact whenever the true result fits in int64 (beyond that they wrap modulo
+2^64, like an int64 matmul). Inputs on the ``meta`` device give ``meta`` results (shapes-only mode).
+Requirements: the operands hold integer values (any dtype); float32 matmul precision must be
+"highest" (torch's default) so that CPU/GPU GEMMs do not silently use bf16/TF32.
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from hwsim.errors import HwsimError
+
 _F32_EXACT = 2 ** 24
 _F64_EXACT = 2 ** 53
+#: Below this many K-elements per float32 chunk, one float64 GEMM is cheaper than many small ones.
+_MIN_F32_CHUNK = 128
+#: Smallest useful float64 chunk before we split operands into limbs instead.
+_MIN_F64_CHUNK = 16
+
+#: Cheap magnitude bounds from the dtype alone (no scan needed).
+_DTYPE_ABSMAX = {torch.int8: 128, torch.uint8: 255, torch.bool: 1}
+
+IntPair = int | Sequence[int]
 
 
 def _absmax(t: torch.Tensor) -> int:
-    if t.numel() == 0 or t.device.type == "meta":
+    """Upper bound on max|t| (exact for wide dtypes, the dtype bound for int8/uint8/bool)."""
+    bound = _DTYPE_ABSMAX.get(t.dtype)
+    if bound is not None:
+        return bound
+    if t.numel() == 0:
         return 0
-    return int(t.abs().max().item())
+    lo, hi = torch.aminmax(t)
+    if t.is_floating_point():
+        lo_f, hi_f = float(lo), float(hi)
+        if not (abs(lo_f) < float("inf") and abs(hi_f) < float("inf")):
+            raise HwsimError(f"integer kernel got a non-finite operand (range {lo_f}..{hi_f}); "
+                             "quantize the tensor to integer codes first")
+        if not torch.equal(t, torch.trunc(t)):
+            raise HwsimError("integer kernel got a non-integer float operand; pass integer codes "
+                             "(quantize first), not real values")
+        return int(max(-lo_f, hi_f))
+    return max(-int(lo), int(hi))
+
+
+def _check_precision(device: torch.device) -> None:
+    if torch.get_float32_matmul_precision() != "highest" or (
+            device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32):
+        raise HwsimError("exact integer kernels need float32 matmul precision 'highest' "
+                         "(torch.set_float32_matmul_precision('highest'), allow_tf32=False)")
+
+
+def _is_meta(*ts: torch.Tensor) -> bool:
+    return any(t.device.type == "meta" for t in ts)
+
+
+def _meta_like(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=torch.float32, device="meta")
+
+
+# ---- matmul -------------------------------------------------------------------------------
+def _narrow_k(a: torch.Tensor, b: torch.Tensor, k0: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return a.narrow(-1, k0, n), b.narrow(-2 if b.dim() >= 2 else 0, k0, n)
+
+
+def _chunked_matmul(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, chunk: int,
+                    total_bound: int) -> torch.Tensor:
+    """Σ over K-chunks of exact float GEMMs; sums in float64 while exact, else int64."""
+    k = a.shape[-1]
+    if chunk >= k:
+        return torch.matmul(a.to(dtype), b.to(dtype)).to(torch.int64)
+    acc_float = total_bound <= _F64_EXACT
+    acc: torch.Tensor | None = None
+    for k0 in range(0, k, chunk):
+        ac, bc = _narrow_k(a, b, k0, min(chunk, k - k0))
+        part = torch.matmul(ac.to(dtype), bc.to(dtype))
+        part = part.to(torch.float64) if acc_float else part.to(torch.int64)
+        acc = part if acc is None else acc.add_(part)
+    assert acc is not None
+    return acc.to(torch.int64) if acc_float else acc
+
+
+def _split_limbs(t: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """t = hi·2^bits + lo with 0 ≤ lo < 2^bits (exact, int64)."""
+    t64 = t.to(torch.int64)
+    lo = torch.bitwise_and(t64, (1 << bits) - 1)
+    hi = torch.bitwise_right_shift(t64, bits)
+    return hi, lo
+
+
+def _matmul_exact(a: torch.Tensor, b: torch.Tensor, ma: int, mb: int) -> torch.Tensor:
+    k = a.shape[-1]
+    p = ma * mb
+    if p * k <= _F32_EXACT:
+        return torch.matmul(a.to(torch.float32), b.to(torch.float32)).to(torch.int64)
+    if p <= _F32_EXACT and _F32_EXACT // p >= _MIN_F32_CHUNK:
+        return _chunked_matmul(a, b, torch.float32, _F32_EXACT // p, p * k)
+    if p <= _F64_EXACT and _F64_EXACT // p >= min(k, _MIN_F64_CHUNK):
+        return _chunked_matmul(a, b, torch.float64, _F64_EXACT // p, p * k)
+    # Products too wide even for float64 chunks: split the wider operand into two limbs.
+    if ma >= mb:
+        bits = max(1, (ma.bit_length() + 1) // 2)
+        hi, lo = _split_limbs(a, bits)
+        out = _matmul_exact(hi, b, _absmax(hi), mb)
+        return torch.bitwise_left_shift(out, bits).add_(_matmul_exact(lo, b, (1 << bits) - 1, mb))
+    bits = max(1, (mb.bit_length() + 1) // 2)
+    hi, lo = _split_limbs(b, bits)
+    out = _matmul_exact(a, hi, ma, _absmax(hi))
+    return torch.bitwise_left_shift(out, bits).add_(_matmul_exact(a, lo, ma, (1 << bits) - 1))
 
 
 def int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Exact a @ b for integer-valued tensors (any dtype); returns int64."""
-    k = a.shape[-1]
-    bound = k * _absmax(a) * _absmax(b)
-    if bound <= _F32_EXACT:
-        return torch.matmul(a.to(torch.float32), b.to(torch.float32)).to(torch.int64)
-    if bound <= _F64_EXACT:
-        return torch.matmul(a.to(torch.float64), b.to(torch.float64)).to(torch.int64)
-    return torch.matmul(a.to(torch.int64), b.to(torch.int64))
+    """Exact ``a @ b`` (torch.matmul broadcasting) for integer-valued tensors; returns int64."""
+    if _is_meta(a, b):
+        return torch.matmul(_meta_like(a), _meta_like(b)).to(torch.int64)
+    _check_precision(a.device)
+    ma, mb = _absmax(a), _absmax(b)
+    if ma == 0 or mb == 0 or a.shape[-1] == 0:
+        shape = torch.matmul(_meta_like(a), _meta_like(b)).shape
+        return torch.zeros(shape, dtype=torch.int64, device=a.device)
+    return _matmul_exact(a, b, ma, mb)
 
 
-def int_conv2d(x: torch.Tensor, w: torch.Tensor, *, stride=(1, 1), padding=(0, 0),
-               dilation=(1, 1), groups: int = 1) -> torch.Tensor:
-    """Exact NCHW conv2d of integer-valued tensors (zero padding); returns int64."""
-    k = w.shape[1] * w.shape[2] * w.shape[3]
-    bound = k * _absmax(x) * _absmax(w)
-    if bound > _F64_EXACT:
-        raise OverflowError(f"int_conv2d operands too large for an exact float64 path (bound {bound})")
-    dtype = torch.float32 if bound <= _F32_EXACT else torch.float64
-    y = F.conv2d(x.to(dtype), w.to(dtype), stride=stride, padding=padding, dilation=dilation,
-                 groups=groups)
-    return y.to(torch.int64)
+def int_linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact ``x @ w.T + bias`` (w: [out, in], like torch.nn.functional.linear); returns int64."""
+    y = int_matmul(x, w.transpose(-1, -2))
+    if bias is not None:
+        if y.device.type == "meta" or bias.device.type == "meta":
+            return y
+        y = y + bias.to(torch.int64)
+    return y
+
+
+# ---- conv2d -------------------------------------------------------------------------------
+def _pair(v: IntPair) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    t = tuple(int(i) for i in v)
+    return (t[0], t[1]) if len(t) == 2 else (t[0], t[0])
+
+
+def _channel_slice(x: torch.Tensor, w: torch.Tensor, groups: int, c0: int,
+                   n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input channels [c0, c0+n) of every group, for x (NCHW) and w (O, C/groups, kh, kw)."""
+    if groups == 1:
+        return x[:, c0:c0 + n], w[:, c0:c0 + n]
+    nb, c, h, wd = x.shape
+    cg = c // groups
+    xs = x.reshape(nb, groups, cg, h, wd)[:, :, c0:c0 + n].reshape(nb, groups * n, h, wd)
+    return xs, w[:, c0:c0 + n]
+
+
+def int_conv2d(x: torch.Tensor, w: torch.Tensor, *, stride: IntPair = (1, 1),
+               padding: IntPair | str = (0, 0), dilation: IntPair = (1, 1),
+               groups: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact NCHW x OIHW conv2d with zero padding for integer-valued tensors; returns int64.
+
+    Zero padding equals TFLite's "skip padded taps" once the input offset has been applied to x.
+    """
+    pad = padding if isinstance(padding, str) else _pair(padding)
+    kw = dict(stride=_pair(stride), padding=pad, dilation=_pair(dilation), groups=groups)
+    if _is_meta(x, w):
+        return F.conv2d(_meta_like(x), _meta_like(w), **kw).to(torch.int64)
+    _check_precision(x.device)
+    mx, mw = _absmax(x), _absmax(w)
+    cg, kh, kwid = w.shape[1], w.shape[2], w.shape[3]
+    taps = kh * kwid
+    p = mx * mw
+    if p == 0 or cg * taps == 0:
+        y = torch.zeros(F.conv2d(_meta_like(x), _meta_like(w), **kw).shape, dtype=torch.int64,
+                        device=x.device)
+    elif p * cg * taps <= _F32_EXACT:
+        y = F.conv2d(x.to(torch.float32), w.to(torch.float32), **kw).to(torch.int64)
+    else:
+        if p * taps <= _F32_EXACT and _F32_EXACT // (p * taps) * taps >= _MIN_F32_CHUNK:
+            dtype, chunk = torch.float32, _F32_EXACT // (p * taps)
+        elif p * taps <= _F64_EXACT:
+            dtype, chunk = torch.float64, _F64_EXACT // (p * taps)
+        else:
+            raise HwsimError(f"int_conv2d operands too wide for exact evaluation "
+                             f"(max|x|={mx}, max|w|={mw}, kernel {kh}x{kwid}); requantize first")
+        acc_float = p * cg * taps <= _F64_EXACT
+        acc: torch.Tensor | None = None
+        for c0 in range(0, cg, chunk):
+            xs, ws = _channel_slice(x, w, groups, c0, min(chunk, cg - c0))
+            part = F.conv2d(xs.to(dtype), ws.to(dtype), **kw)
+            part = part.to(torch.float64) if acc_float else part.to(torch.int64)
+            acc = part if acc is None else acc.add_(part)
+        assert acc is not None
+        y = acc.to(torch.int64)
+    if bias is not None:
+        y = y + bias.to(torch.int64).reshape(1, -1, 1, 1)
+    return y

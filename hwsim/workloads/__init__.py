@@ -33,7 +33,7 @@ Runner = Callable[[dict, Any, dict], WorkloadRun]
 _RUNNERS: dict[str, Runner] = {}
 #: modules imported lazily to populate the registry (each calls `register_runner`).
 _PROVIDERS = ("hwsim.algorithms.zoqo_workloads", "hwsim.algorithms.bmpq_workloads",
-              "hwsim.workloads.inference")
+              "hwsim.workloads.inference", "hwsim.algorithms.attack_workloads")
 
 
 def register_runner(algorithm: str) -> Callable[[Runner], Runner]:

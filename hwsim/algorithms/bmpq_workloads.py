@@ -1,0 +1,178 @@
+"""`bmpq-train` workload runner for `hwsim simulate --workload workloads/bmpq-*.yaml`.
+
+Why: one YAML names the model, data, BMPQ schedule and budgets; the runner trains (digits) or
+runs shapes-only (VGG16/ResNet18 CIFAR shapes), and hands back the trace of one training step at
+the final widths plus metrics (accuracy, bit vector, compression, ILP history, inference cost).
+
+Spec keys (all optional except algorithm/model):
+  model: digits-cnn | vgg16-cifar10 | resnet18-cifar10 | ...
+  data: digits                       (sklearn's 8×8 digits, bundled with scikit-learn)
+  shapes_only: false                 (true: no training; cost one epoch and the inference)
+  train_size: 50000                  (shapes-only: samples per epoch)
+  bits: {layer: bits} | [..] | ilp   (shapes-only: widths to cost; ilp = uniform-sensitivity ILP)
+  budgets: {compression: 9x, weights: 12KiB, latency: 2ms, energy: 1mJ}
+  bmpq: {support: [4, 2], epochs, warmup_epochs, interval_epochs, batch_size, lr, ...}
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hwsim.algorithms.bmpq import QNet, inference_trace, train_step_trace
+from hwsim.algorithms.bmpq_train import BmpqConfig, plot_history, train_bmpq
+from hwsim.compression import compression_ratio
+from hwsim.errors import WorkloadError
+from hwsim.models.layer_specs import ModelSpec, builtin_model
+from hwsim.trace import Trace
+from hwsim.workloads import WorkloadRun, register_runner
+
+
+def build_net(model: ModelSpec, **kw) -> QNet:
+    """The BMPQ network for a built-in model spec (ResNet topology or a chain with pools)."""
+    if model.name.startswith("resnet"):
+        from hwsim.models.resnet import ResNetQNet
+        return ResNetQNet(model, **kw)
+    from hwsim.models.vgg import bmpq_sequential
+    return bmpq_sequential(model, **kw)
+
+
+def load_digits_split(seed: int = 0, test_fraction: float = 0.2):
+    """sklearn digits as NCHW float tensors in [0, 1] (pixel / 16), stratified split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    d = load_digits()
+    x = torch.tensor(d.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    y = torch.tensor(d.target, dtype=torch.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed,
+                                              stratify=y)
+    return x_tr, y_tr, x_te, y_te
+
+
+def config_from_spec(spec: dict) -> BmpqConfig:
+    raw = dict(spec.get("bmpq", {}) or {})
+    known = {f.name for f in fields(BmpqConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise WorkloadError(f"workload field bmpq.{unknown[0]} is unknown; known: {', '.join(sorted(known))}")
+    if "support" in raw:
+        raw["support"] = tuple(int(b) for b in raw["support"])
+    if "lr_milestones" in raw:
+        raw["lr_milestones"] = tuple(int(e) for e in raw["lr_milestones"])
+    raw["budgets"] = dict(spec.get("budgets", {"compression": "9x"}))
+    return BmpqConfig(**raw)
+
+
+def make_allocator(model: ModelSpec, target, cfg: BmpqConfig):
+    """Φ once (on the target), then an ILP per interval with that interval's ENBG."""
+    from hwsim.ilp import Allocator
+    from hwsim.phi import parse_budget, phi_table
+    phi = phi_table(model, target, bits=cfg.support, resources=tuple(cfg.budgets))
+    budgets = {r: parse_budget(r, v, phi) for r, v in cfg.budgets.items()}
+
+    def allocate(enbg: dict[str, float]):
+        return Allocator(phi, enbg, objective=cfg.objective).solve(budgets)
+    return allocate, phi, budgets
+
+
+def _cost_summary(trace: Trace, target, repeat: int = 1) -> dict[str, Any]:
+    from hwsim.cost.analytic import cost_trace
+    from hwsim.memory import analyze
+    res = cost_trace(trace, target)
+    mem = analyze(trace, target)
+    return {"latency_s": float(res.latency_s) * repeat, "energy_j": float(res.energy_j) * repeat,
+            "peak_bytes": {k: int(v) for k, v in mem.peak_bytes.items()}}
+
+
+def _shapes_bits(model: ModelSpec, spec: dict, cfg: BmpqConfig, target) -> tuple[dict[str, int], str]:
+    bits = spec.get("bits", "ilp")
+    names = [s.name for s in model.layers]
+    if isinstance(bits, dict):
+        return {n: int(bits.get(n, model.layer(n).fixed_bits or cfg.q_max)) for n in names}, "given"
+    if isinstance(bits, list):
+        if len(bits) != len(names):
+            raise WorkloadError(f"workload field bits has {len(bits)} entries; model {model.name} has "
+                                f"{len(names)} weighted layers")
+        return dict(zip(names, (int(b) for b in bits))), "given"
+    if bits != "ilp":
+        raise WorkloadError(f"workload field bits={bits!r}: give a list, a mapping or 'ilp'")
+    allocate, _, _ = make_allocator(model, target, cfg)
+    return dict(allocate({n: 1.0 for n in names}).bits), "ilp, uniform sensitivity"
+
+
+def run_shapes_only(model: ModelSpec, spec: dict, target, cfg: BmpqConfig,
+                    targets: list | None = None) -> WorkloadRun:
+    """Cost one BMPQ training epoch and the resulting mixed-precision inference, shapes only."""
+    bits, source = _shapes_bits(model, spec, cfg, target)
+    with torch.device("meta"):
+        net = build_net(model, device="meta")
+    net.set_bits(bits)
+    c, h, w = model.input_shape
+    x = torch.empty(cfg.batch_size, c, h, w, device="meta")
+    step = train_step_trace(net, x, None, shapes_only=True)
+    infer = inference_trace(net, torch.empty(1, c, h, w, device="meta"))
+    steps = math.ceil(int(spec.get("train_size", 50000)) / cfg.batch_size)
+    metrics: dict[str, Any] = {
+        "model": model.name, "bits": bits, "bits_source": source, "steps_per_epoch": steps,
+        "compression_ratio": float(compression_ratio(model, bits)),
+        "macs_per_inference": sum(e.macs for e in infer.ops()),
+    }
+    per_target = {}
+    for t in ([target] if target is not None else []) + list(targets or []):
+        per_target[t.name] = {"train_epoch": _cost_summary(step, t, steps),
+                              "inference": _cost_summary(infer, t)}
+    metrics["costs"] = per_target
+    step.meta["inference_trace"] = infer
+    return WorkloadRun(f"bmpq-{model.name}-shapes", step, {"step": steps}, metrics,
+                       {"shapes_only": "no numbers computed; BN not modelled"})
+
+
+@register_runner("bmpq-train")
+def run(spec: dict, target, options: dict) -> WorkloadRun:
+    model = builtin_model(str(spec.get("model", "digits-cnn")))
+    cfg = config_from_spec(spec)
+    if spec.get("shapes_only", False):
+        targets = None
+        if options.get("all_targets"):
+            from hwsim.target import list_targets, load_target
+            targets = [load_target(e.path) for e in list_targets()]
+        return run_shapes_only(model, spec, target, cfg, targets)
+    if spec.get("data", "digits") != "digits":
+        raise WorkloadError(f"workload field data={spec.get('data')!r}: only 'digits' is bundled; use "
+                            "shapes_only: true for CIFAR-shaped models")
+    if options.get("quick"):
+        cfg.epochs = min(cfg.epochs, 4)
+        cfg.warmup_epochs = min(cfg.warmup_epochs, 2)
+        cfg.interval_epochs = 1
+    data = load_digits_split(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    net = build_net(model, alpha_init=cfg.alpha_init, ternary_at_2=cfg.ternary_at_2)
+    allocate, phi, budgets = make_allocator(model, target, cfg)
+    result = train_bmpq(net, data, cfg, allocate, progress=options.get("progress", True))
+    x_tr, y_tr = data[0], data[1]
+    step = train_step_trace(net, x_tr[:cfg.batch_size], y_tr[:cfg.batch_size])
+    infer = inference_trace(net, x_tr[:1])
+    steps = math.ceil(len(x_tr) / cfg.batch_size) * cfg.epochs
+    metrics: dict[str, Any] = {
+        "accuracy": result.accuracy, "train_accuracy": result.train_accuracy,
+        "bits": result.bits, "compression_ratio": result.compression_ratio,
+        "compression_ratio_16": result.compression_ratio / 2,
+        "budgets": budgets, "phi_totals": {r: phi.total(result.bits, r) for r in phi.resources},
+        "sensitivity": "ENBG (BMPQ)",
+        "intervals": [{"end_epoch": r.end_epoch, "enbg": r.enbg, "bits_before": r.bits_before,
+                       "bits_after": r.bits_after, "objective": r.objective,
+                       "binding": r.binding} for r in result.intervals],
+        "epochs": result.epoch_log,
+    }
+    if target is not None:
+        metrics["inference_cost"] = _cost_summary(infer, target)
+    artifacts = {}
+    if options.get("out_dir"):
+        artifacts = {k: Path(v) for k, v in plot_history(result, options["out_dir"]).items()}
+    step.meta["inference_trace"] = infer
+    return WorkloadRun(f"bmpq-{model.name}", step, {"step": steps}, metrics,
+                       {"trace": "one training step at the final widths (batch "
+                                 f"{cfg.batch_size}); repeat = steps of the whole run"}, artifacts)

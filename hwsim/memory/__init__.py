@@ -1,0 +1,23 @@
+"""Memory analysis from a trace: tensor liveness, peak per memory level, arena planners, spills.
+
+Entry point: `analyze(trace, target) -> MemoryResult` (see `hwsim.memory.analysis`).
+"""
+from __future__ import annotations
+
+from hwsim.memory.analysis import MemoryResult, analyze, arena_requests
+from hwsim.memory.liveness import Lifetime, lifetimes, live_bytes, storage_bytes
+from hwsim.memory.planners import (
+    PLANNERS,
+    ArenaPlan,
+    Request,
+    best_fit,
+    check_plan,
+    greedy_tflm,
+    lower_bound,
+)
+
+__all__ = [
+    "MemoryResult", "analyze", "arena_requests", "Lifetime", "lifetimes", "live_bytes",
+    "storage_bytes", "PLANNERS", "ArenaPlan", "Request", "best_fit", "check_plan", "greedy_tflm",
+    "lower_bound",
+]

@@ -1,0 +1,182 @@
+"""Run a sweep: expand the spec, skip finished points, evaluate chunks, journal every result.
+
+Why: each point allocates bit widths with the ILP (Φ from that point's target, via the cost
+model) and reports the resulting totals. Φ tables are built once per (target, model, bits) in
+each worker process and reused; solves inside a chunk warm-start from the neighbouring budget.
+A failing point records its error and the sweep goes on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwsim.errors import HwsimError, InfeasibleBudget
+from hwsim.sweep.executors import chunk_points, run_chunks
+from hwsim.sweep.spec import Point, SweepSpec, expand
+from hwsim.sweep.store import ResultStore
+
+#: per-process caches (a worker keeps its Φ tables across chunks of the same family)
+_PHI_CACHE: dict[tuple, object] = {}
+_TARGET_CACHE: dict[str, object] = {}
+
+
+@dataclass
+class SweepOutcome:
+    out_dir: Path
+    total: int
+    skipped: int
+    evaluated: int
+    failed: int
+    wall_s: float
+
+
+# ---- helpers shared with the CLI ---------------------------------------------------------------
+def parse_budget_value(resource: str, value) -> float:
+    """`1MiB` → bytes, `20ms` → s, `1mJ` → J, `10x` → ratio; numbers pass through (SI units)."""
+    from hwsim.budgets import parse_budget_quantity
+
+    return parse_budget_quantity(resource, value)
+
+
+def profile_digest(target_name: str) -> str:
+    """Hash of the fully resolved profile contents, so an edited profile is a new point."""
+    target = _load_target(target_name)
+    payload = target.model_dump(mode="json") if hasattr(target, "model_dump") else repr(target)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def sensitivity_digest(sensitivity: str) -> str:
+    if sensitivity == "uniform":
+        return "uniform"
+    path = Path(sensitivity)
+    if not path.exists():
+        raise HwsimError(f"sensitivity: file {sensitivity} not found (or use 'uniform')")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _load_target(name: str):
+    if name not in _TARGET_CACHE:
+        from hwsim.target import load_target
+
+        _TARGET_CACHE[name] = load_target(name)
+    return _TARGET_CACHE[name]
+
+
+def _resources(budget_keys) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(budget_keys))
+
+
+def _phi_for(point: Point, resources: tuple[str, ...]):
+    key = (point.target, point.model, point.bits, resources)
+    if key not in _PHI_CACHE:
+        from hwsim.models.layer_specs import builtin_model
+        from hwsim.phi import phi_table
+
+        model = builtin_model(point.model)
+        _PHI_CACHE[key] = phi_table(model, _load_target(point.target), bits=point.bits,
+                                    resources=resources)
+    return _PHI_CACHE[key]
+
+
+def _sensitivity(spec_sensitivity: str, layers: list[str]) -> dict[str, float]:
+    if spec_sensitivity == "uniform":
+        return {n: 1.0 for n in layers}
+    from hwsim.cli.allocate import read_sensitivity_csv  # one CSV reader for CLI and sweeps
+
+    return read_sensitivity_csv(Path(spec_sensitivity))
+
+
+def evaluate_chunk(points: list[Point], ctx: dict) -> list[dict]:
+    """Evaluate neighbouring points of one family; never raises for a single point's failure."""
+    from hwsim.ilp import Allocator
+    from hwsim.phi import compression_budget
+
+    resources = _resources(r for r, _ in points[0].budgets)
+    rows: list[dict] = []
+    try:
+        phi = _phi_for(points[0], resources)
+        allocator = Allocator(phi, _sensitivity(ctx["sensitivity"], list(phi.layers)),
+                              objective=ctx["objective"])
+    except Exception as err:  # the whole family fails the same way; record it on every point
+        msg = err.render() if isinstance(err, HwsimError) else f"{type(err).__name__}: {err}"
+        return [_row(p, status="error", error=msg) for p in points]
+    warm = None
+    for p in points:
+        t0 = time.perf_counter()
+        budgets = {r: (compression_budget(phi, v) if r == "compression" else v) for r, v in p.budgets}
+        try:
+            a = allocator.solve(budgets, warm_start=warm, diagnostics=ctx.get("diagnostics", False))
+        except InfeasibleBudget as err:
+            rows.append(_row(p, status="infeasible", error=err.message,
+                             solve_s=time.perf_counter() - t0))
+            continue
+        except Exception as err:
+            msg = err.render() if isinstance(err, HwsimError) else f"{type(err).__name__}: {err}"
+            rows.append(_row(p, status="error", error=msg, solve_s=time.perf_counter() - t0))
+            continue
+        warm = a.bits
+        row = _row(p, status="ok", objective=a.objective, solve_s=time.perf_counter() - t0,
+                   bits=[a.bits[n] for n in phi.layers], layers=list(phi.layers),
+                   binding=a.binding)
+        for r, v in a.totals.items():
+            row[f"total_{r}"] = v
+        for r, v in a.slack.items():
+            row[f"slack_{r}"] = v
+        rows.append(row)
+    return rows
+
+
+def _row(p: Point, **extra) -> dict:
+    row = {"point_id": p.point_id, "point_index": p.index, "target": p.target, "model": p.model,
+           "bitset": list(p.bits), "error": ""}
+    for r, v in p.budgets:
+        row[f"budget_{r}"] = v
+    row.update(extra)
+    return row
+
+
+# ---- the driver ---------------------------------------------------------------------------------
+def run_sweep(spec: SweepSpec, out_dir: Path, *, executor: str = "local", workers: int = 2,
+              scheduler: str | None = None, chunk_size: int = 100, progress: bool = True,
+              compact_every_s: float = 2.0) -> SweepOutcome:
+    t0 = time.perf_counter()
+    sens_digest = sensitivity_digest(spec.sensitivity)
+    points = expand(spec, parse_budget_value, profile_digest)
+    if sens_digest != "uniform":   # a different sensitivity file is a different point
+        points = [Point(p.index, p.target, p.model, p.bits, p.budgets,
+                        hashlib.sha256((p.point_id + sens_digest).encode()).hexdigest()[:20])
+                  for p in points]
+    store = ResultStore(out_dir)
+    done = store.done_ids()
+    todo = [p for p in points if p.point_id not in done]
+    skipped = len(points) - len(todo)
+    ctx = {"sensitivity": spec.sensitivity, "objective": spec.objective, "diagnostics": False}
+    chunks = chunk_points(todo, chunk_size)
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="pt", file=sys.stderr)
+    failed = 0
+    last_compact = time.perf_counter()
+    try:
+        for rows in run_chunks(evaluate_chunk, chunks, ctx, executor=executor, workers=workers,
+                               scheduler=scheduler):
+            store.append(rows)
+            failed += sum(1 for r in rows if r["status"] == "error")
+            if bar is not None:
+                bar.update(len(rows))
+            if time.perf_counter() - last_compact > compact_every_s:
+                store.compact()
+                last_compact = time.perf_counter()
+    finally:
+        if bar is not None:
+            bar.close()
+        store.compact()
+        store.close()
+    return SweepOutcome(Path(out_dir), len(points), skipped, len(todo), failed,
+                        time.perf_counter() - t0)

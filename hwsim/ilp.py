@@ -194,7 +194,9 @@ class Allocator:
         if diagnostics:
             for r in budgets:
                 relaxed = {k: v for k, v in eff.items() if k != r}
-                other, _ = self._solve_mip(relaxed, None)
+                if self.solver == "highs" and not self._lp_may_improve(relaxed, obj):
+                    continue          # the LP bound without r already equals the optimum: not binding
+                other, _ = self._solve_mip(relaxed, bits)     # current optimum as incumbent
                 if other is not None:
                     other_bits = {m: opts[j] for members, opts, j in
                                   zip(self.groups, self.options, other) for m in members}
@@ -306,6 +308,14 @@ class Allocator:
         x = h.getSolution().col_value
         choice = [max(range(len(cols)), key=lambda j: x[cols[j]]) for cols in self._col_of]
         return choice, "optimal"
+
+    def _lp_may_improve(self, budgets: dict[str, float], obj: float) -> bool:
+        """True unless the LP relaxation under `budgets` proves no assignment beats `obj`."""
+        sol, _ = self._solve_highs(budgets, self._allowed(budgets), None, integer=False)
+        if sol is None:
+            return True
+        lp_max = -self._highs.getInfo().objective_function_value * self._cost_scale
+        return lp_max > obj + 1e-9 * max(1.0, abs(obj))
 
     def _lp_duals(self, budgets: dict[str, float]) -> dict[str, float | None]:
         """Objective (Σ sensitivity×Ω) gained per unit of extra budget, from the LP relaxation."""

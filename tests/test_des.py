@@ -33,19 +33,48 @@ def test_des_equals_analytic_without_dma():
     assert d.ops["latency_s"].tolist() == pytest.approx(a.ops["latency_s"].tolist(), rel=1e-9)
 
 
-def test_des_with_dma_overlap_is_at_most_analytic():
+def _wide_layers_trace(n_layers: int = 4) -> Trace:
+    """Layers with big SRAM activations and flash weights: traffic on two ports at once."""
+    tr = Trace()
+    x = TensorInfo("a0", (1, 8000), 8, "input", "int8")
+    for i in range(n_layers):
+        w = TensorInfo(f"w{i}", (4000,), 8, "weight", "int8")
+        y = TensorInfo(f"a{i + 1}", (1, 8000), 8, "activation", "int8")
+        tr.op("conv2d", f"conv{i}", [x, w], [y], {("mac", "int8"): 4000})
+        x = y
+    return tr
+
+
+def test_des_with_dma_overlap_is_below_analytic_by_hand():
+    tr = _wide_layers_trace()
+    target = tiny_target(dma=True)
+    a = cost_trace(tr, target, memory=NO_SPILL)
+    d = cost_trace(tr, target, engine="des", memory=NO_SPILL)
+    # analytic per layer: compute 4000/1e8 = 40 us; sram 8000/100e6 + 8000/50e6 = 240 us;
+    # flash 4000/25e6 + 1 us = 161 us; levels summed -> 401 us; + 3 us overhead = 404 us.
+    assert a.latency_s == pytest.approx(10e-6 + 4 * 404e-6, rel=1e-12)
+    # DES (4 tiles, 2 buffers): DMA tile = 40 us (+1 us latency on tile 0); compute-side tile =
+    # max(10 us compute, 60 us sram). Layer 0: per-inference 10 us, overhead 3 us, waits for tile 0
+    # until 41 us, then 4 x 60 us -> ends at 281 us. Later layers find their tiles prefetched:
+    # 3 + 240 = 243 us each -> 281 + 3 * 243 = 1010 us.
+    assert d.latency_s == pytest.approx(1010e-6, rel=1e-12)
+    assert d.latency_s <= a.latency_s
+    assert d.des["overlap_gain_s"] == pytest.approx(a.latency_s - 1010e-6, rel=1e-9)
+
+
+def test_des_streaming_bound_shows_drain_loss_by_hand():
     tr = _layers_trace()
     target = tiny_target(dma=True)
     a = cost_trace(tr, target, memory=NO_SPILL)
     d = cost_trace(tr, target, engine="des", memory=NO_SPILL)
-    assert d.latency_s <= a.latency_s
-    # each layer: weights 40000 B from flash = 1600 us (+1 us latency), activations 200+200 B in SRAM
-    # = 2 + 4 = 6 us, compute 40000/1e8 = 400 us. Weight streaming runs back to back on the flash
-    # port, so the stream (4 x 1601 us) bounds the DES from below; the analytic model pays
-    # flash + sram serially per op.
-    assert d.latency_s >= 4 * 1601e-6
-    assert a.latency_s == pytest.approx(4 * (1601e-6 + 6e-6 + 3e-6) + 10e-6, rel=1e-12)
-    assert d.des["overlap_gain_s"] == pytest.approx(a.latency_s - d.latency_s)
+    # each layer: weights 40000 B from flash = 1600 us (+1 us latency), SRAM 200+200 B = 6 us,
+    # compute 40000/1e8 = 400 us. Analytic: 4 x (1601 + 6 + 3) + 10 us.
+    assert a.latency_s == pytest.approx(4 * 1610e-6 + 10e-6, rel=1e-12)
+    # DES: the flash stream never stalls (compute per tile 100 us < fetch 400 us), so it ends at
+    # 4 x 1601 = 6404 us; the last tile then computes for 100 us: 6504 us. The analytic model
+    # hides that pipeline drain, so here the DES reports a loss.
+    assert d.latency_s == pytest.approx(6504e-6, rel=1e-12)
+    assert d.des["overlap_gain_s"] < 0
 
 
 def test_identical_steps_extrapolate_like_explicit_simulation():

@@ -79,13 +79,16 @@ def _multiplier(ev: OpEvent, repeat: dict[str, int]) -> int:
 
 
 def _peaks_from_memory(trace: Trace, target, memory) -> dict[str, int] | None:
-    if memory is not None:
-        return dict(getattr(memory, "peak_bytes", memory))
-    try:
-        from hwsim.memory import analyze
-    except ImportError:
-        return None
-    return dict(analyze(trace, target).peak_bytes)
+    """Bytes each level must hold: the MemoryResult's `required_bytes` (arena + other tensors)."""
+    if memory is None:
+        try:
+            from hwsim.memory import analyze
+        except ImportError:
+            return None
+        memory = analyze(trace, target)
+    if isinstance(memory, dict):
+        return dict(memory)
+    return dict(getattr(memory, "required_bytes", None) or memory.peak_bytes)
 
 
 def price_trace(trace: Trace, target, *, memory=None) -> tuple[list[OpEvent], list[OpPrice], Pricer, list[Spill]]:

@@ -76,15 +76,27 @@ def _resolve_target(target: Any):
     return target
 
 
-def arena_requests(buffers: Sequence[Lifetime], arena_memory: str) -> list[Request]:
-    """The buffers a runtime's planner lays out: every non-constant tensor living in the arena memory."""
-    return [Request(b.name, b.nbytes, b.first, b.last, b.order) for b in buffers
-            if b.memory == arena_memory and b.kind not in CONSTANT_KINDS]
+def arena_requests(buffers: Sequence[Lifetime], arena_memory: str,
+                   tie_order: dict[str, int] | None = None) -> list[Request]:
+    """The buffers a runtime's planner lays out: every non-constant tensor living in the arena memory.
+
+    `tie_order` (tensor name -> index in the model, e.g. `trace.meta["tensor_index"]`) is the
+    order TFLM adds buffers in; it breaks size ties in `greedy_tflm`. Tensors missing from it
+    (scratch buffers) follow in allocation order, as TFLM adds scratch buffers after tensors.
+    """
+    tie_order = tie_order or {}
+    base = max(tie_order.values(), default=-1) + 1
+    return [Request(b.name, b.nbytes, b.first, b.last, tie_order.get(b.name, base + b.order))
+            for b in buffers if b.memory == arena_memory and b.kind not in CONSTANT_KINDS]
 
 
 def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tflm", "best_fit"),
-            arena_memory: str | None = None) -> MemoryResult:
-    """Peaks per memory, arena plans and spills for `trace` on `target` (a Target or a profile name/path)."""
+            arena_memory: str | None = None, tie_order: dict[str, int] | None = None) -> MemoryResult:
+    """Peaks per memory, arena plans and spills for `trace` on `target` (a Target or a profile name/path).
+
+    `tie_order`: the model's tensor indices by name (default `trace.meta["tensor_index"]` when the
+    emulator recorded it, else allocation order); only TFLM-style tie-breaking depends on it.
+    """
     target = _resolve_target(target)
     unknown = [p for p in planners if p not in PLANNERS]
     if unknown:
@@ -125,7 +137,9 @@ def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tfl
         peak_by_kind[mem] = kinds
 
     # ---- arena plans ---------------------------------------------------------------------
-    reqs = arena_requests(buffers, arena_mem)
+    if tie_order is None:
+        tie_order = trace.meta.get("tensor_index") if isinstance(trace.meta.get("tensor_index"), dict) else None
+    reqs = arena_requests(buffers, arena_mem, tie_order)
     plans = {p: PLANNERS[p](reqs, alignment) for p in planners}
     arena_bytes = {p: plan.arena_bytes for p, plan in plans.items()}
     arena_bytes["lower_bound"] = lower_bound(reqs, alignment)

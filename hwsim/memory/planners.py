@@ -9,9 +9,10 @@ bytes at any op) says how far from optimal either can be. Every plan can be chec
 """
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
+
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,33 +92,59 @@ def check_plan(requests: Sequence[Request], plan: ArenaPlan) -> list[str]:
 def greedy_tflm(requests: Sequence[Request], alignment: int = 16) -> ArenaPlan:
     """TFLite-Micro's greedy planner, same decisions for the same input.
 
-    TFLM (micro_allocator.cc CreatePlan) rounds every size up to the arena alignment, then
-    (greedy_memory_planner.cc) sorts buffers by size, largest first, with a *stable* sort so equal
-    sizes keep their insertion order, and places each one at the lowest offset where the gap
-    before the next already-placed, time-overlapping buffer (in offset order) is large enough;
-    otherwise after the last such buffer. The arena is the highest end offset.
+    TFLM (micro_allocator.cc CreatePlan) rounds every size up to the arena alignment and adds
+    buffers in tensor-index order (then scratch buffers); greedy_memory_planner.cc copies the
+    online buffers into its sort array *from the tail* (so in reverse insertion order) and sorts
+    them by size, largest first, with a stable bubble sort — equal sizes therefore end up in
+    *descending* insertion order. Each buffer goes to the lowest offset where the gap before the
+    next already-placed, time-overlapping buffer (in offset order) is large enough; otherwise
+    after the last such buffer. The arena is the highest end offset. `Request.order` must be
+    the insertion order (tensor index) for ties to be broken as TFLM does.
     """
     reqs = _aligned(requests, alignment)
-    todo = sorted(reqs, key=lambda r: (-r.size, r.order))
-    placed_keys: list[tuple[int, int]] = []   # (offset, seq) in offset order
-    placed: list[tuple[int, Request]] = []    # parallel to placed_keys
+    todo = sorted(reqs, key=lambda r: (-r.size, -r.order))
     plan = ArenaPlan("greedy_tflm", 0)
-    for seq, r in enumerate(todo):
+    placed = _Placed(len(todo))
+    for r in todo:
+        # time-overlapping placed buffers in offset order; equal offsets keep placement order
+        # (TFLM inserts a newcomer after entries with the same offset; the scan result does not
+        # depend on that order anyway)
+        offs, ends = placed.overlapping(r, sort=True)
         candidate = 0
-        for off, other in placed:
-            if not overlaps_in_time(r, other):
-                continue
+        for off, e in zip(offs.tolist(), ends.tolist()):
             if off - candidate >= r.size:
                 break
-            candidate = max(candidate, off + other.size)
+            candidate = max(candidate, e)
         plan.offsets[r.name] = candidate
         plan.sizes[r.name] = r.size
-        # equal offsets: the newcomer goes after those already there (as TFLM's list insert does)
-        pos = bisect.bisect_right(placed_keys, (candidate, seq))
-        placed_keys.insert(pos, (candidate, seq))
-        placed.insert(pos, (candidate, r))
+        placed.add(r, candidate)
         plan.arena_bytes = max(plan.arena_bytes, candidate + r.size)
     return plan
+
+
+class _Placed:
+    """Placed buffers as numpy columns, so finding the time-overlapping ones is one vector op."""
+
+    def __init__(self, capacity: int) -> None:
+        self.n = 0
+        self.first = np.empty(capacity, dtype=np.int64)
+        self.last = np.empty(capacity, dtype=np.int64)
+        self.off = np.empty(capacity, dtype=np.int64)
+        self.end = np.empty(capacity, dtype=np.int64)
+
+    def add(self, r: Request, offset: int) -> None:
+        i = self.n
+        self.first[i], self.last[i], self.off[i], self.end[i] = r.first, r.last, offset, offset + r.size
+        self.n += 1
+
+    def overlapping(self, r: Request, sort: bool) -> tuple[np.ndarray, np.ndarray]:
+        n = self.n
+        mask = (self.first[:n] <= r.last) & (self.last[:n] >= r.first)
+        offs, ends = self.off[:n][mask], self.end[:n][mask]
+        if sort:
+            order = np.argsort(offs, kind="stable")
+            offs, ends = offs[order], ends[order]
+        return offs, ends
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,13 +174,13 @@ def _gaps(busy: list[tuple[int, int]]) -> list[tuple[int, int | None]]:
     return gaps
 
 
-def _place(todo: Iterable[Request], fit: str) -> tuple[int, dict[str, int]]:
-    placed: list[tuple[int, Request]] = []
+def _place(todo: Sequence[Request], fit: str) -> tuple[int, dict[str, int]]:
+    placed = _Placed(len(todo))
     offsets: dict[str, int] = {}
     arena = 0
     for r in todo:
-        busy = [(off, off + o.size) for off, o in placed if overlaps_in_time(r, o)]
-        gaps = _gaps(busy)
+        offs, ends = placed.overlapping(r, sort=False)
+        gaps = _gaps(list(zip(offs.tolist(), ends.tolist())))
         fitting = [(s, e) for s, e in gaps if e is None or e - s >= r.size]
         if fit == "first":
             start = fitting[0][0]
@@ -161,7 +188,7 @@ def _place(todo: Iterable[Request], fit: str) -> tuple[int, dict[str, int]]:
             bounded = [(e - s, s) for s, e in fitting if e is not None]
             start = min(bounded)[1] if bounded else fitting[-1][0]
         offsets[r.name] = start
-        placed.append((start, r))
+        placed.add(r, start)
         arena = max(arena, start + r.size)
     return arena, offsets
 
@@ -176,7 +203,9 @@ def best_fit(requests: Sequence[Request], alignment: int = 16) -> ArenaPlan:
     """
     reqs = _aligned(requests, alignment)
     bound = lower_bound(reqs)
-    degree = {r.name: sum(overlaps_in_time(r, o) for o in reqs) for r in reqs}
+    firsts = np.array([r.first for r in reqs], dtype=np.int64)
+    lasts = np.array([r.last for r in reqs], dtype=np.int64)
+    degree = {r.name: int(((firsts <= r.last) & (lasts >= r.first)).sum()) for r in reqs}
     orders = dict(ORDERS)
     orders["conflicts"] = lambda r: (-degree[r.name], -r.size, r.order)
     best: ArenaPlan | None = None

@@ -21,7 +21,7 @@ from hwsim.sweep.store import ResultStore
 
 #: per-process caches (a worker keeps its Φ tables across chunks of the same family)
 _PHI_CACHE: dict[tuple, object] = {}
-_TARGET_CACHE: dict[str, object] = {}
+_TARGET_CACHE: dict[tuple[str, str], object] = {}
 
 
 @dataclass
@@ -36,15 +36,30 @@ class SweepOutcome:
 
 # ---- helpers shared with the CLI ---------------------------------------------------------------
 def parse_budget_value(resource: str, value) -> float:
-    """`1MiB` → bytes, `20ms` → s, `1mJ` → J, `10x` → ratio; numbers pass through (SI units)."""
-    from hwsim.budgets import parse_budget_quantity
+    """`1MiB` → bytes, `20ms` → s, `1mJ` → J, `10x` → ratio; numbers pass through (SI units).
 
-    return parse_budget_quantity(resource, value)
+    A compression budget stays a ratio here (it is part of the point's identity); it becomes a
+    weight-bit budget once the model's Φ table is known.
+    """
+    from hwsim.phi import parse_budget
+
+    if resource == "compression":
+        text = str(value).strip().lower().removesuffix("x").strip()
+        try:
+            ratio = float(text)
+        except ValueError:
+            raise HwsimError(f"budgets.compression: {value!r} is not a ratio such as 10x") from None
+        if ratio <= 0:
+            raise HwsimError(f"budgets.compression: {value!r} must be a positive ratio such as 10x")
+        return ratio
+    return parse_budget(resource, value)
 
 
 def profile_digest(target_name: str) -> str:
     """Hash of the fully resolved profile contents, so an edited profile is a new point."""
-    target = _load_target(target_name)
+    from hwsim.target import load_target
+
+    target = load_target(target_name)
     payload = target.model_dump(mode="json") if hasattr(target, "model_dump") else repr(target)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -58,26 +73,28 @@ def sensitivity_digest(sensitivity: str) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _load_target(name: str):
-    if name not in _TARGET_CACHE:
+def _load_target(name: str, digest: str):
+    """Cached per (name, contents digest): an edited profile is never served stale."""
+    key = (name, digest)
+    if key not in _TARGET_CACHE:
         from hwsim.target import load_target
 
-        _TARGET_CACHE[name] = load_target(name)
-    return _TARGET_CACHE[name]
+        _TARGET_CACHE[key] = load_target(name)
+    return _TARGET_CACHE[key]
 
 
 def _resources(budget_keys) -> tuple[str, ...]:
     return tuple(dict.fromkeys(budget_keys))
 
 
-def _phi_for(point: Point, resources: tuple[str, ...]):
-    key = (point.target, point.model, point.bits, resources)
+def _phi_for(point: Point, resources: tuple[str, ...], digest: str):
+    key = (point.target, digest, point.model, point.bits, resources)
     if key not in _PHI_CACHE:
         from hwsim.models.layer_specs import builtin_model
         from hwsim.phi import phi_table
 
         model = builtin_model(point.model)
-        _PHI_CACHE[key] = phi_table(model, _load_target(point.target), bits=point.bits,
+        _PHI_CACHE[key] = phi_table(model, _load_target(point.target, digest), bits=point.bits,
                                     resources=resources)
     return _PHI_CACHE[key]
 
@@ -85,9 +102,9 @@ def _phi_for(point: Point, resources: tuple[str, ...]):
 def _sensitivity(spec_sensitivity: str, layers: list[str]) -> dict[str, float]:
     if spec_sensitivity == "uniform":
         return {n: 1.0 for n in layers}
-    from hwsim.cli.allocate import read_sensitivity_csv  # one CSV reader for CLI and sweeps
+    from hwsim.cli.allocate import _read_sensitivity  # one CSV reader for CLI and sweeps
 
-    return read_sensitivity_csv(Path(spec_sensitivity))
+    return _read_sensitivity(Path(spec_sensitivity), layers)
 
 
 def evaluate_chunk(points: list[Point], ctx: dict) -> list[dict]:
@@ -98,7 +115,7 @@ def evaluate_chunk(points: list[Point], ctx: dict) -> list[dict]:
     resources = _resources(r for r, _ in points[0].budgets)
     rows: list[dict] = []
     try:
-        phi = _phi_for(points[0], resources)
+        phi = _phi_for(points[0], resources, ctx["digests"][points[0].target])
         allocator = Allocator(phi, _sensitivity(ctx["sensitivity"], list(phi.layers)),
                               objective=ctx["objective"])
     except Exception as err:  # the whole family fails the same way; record it on every point
@@ -145,7 +162,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, executor: str = "local", worker
               compact_every_s: float = 2.0) -> SweepOutcome:
     t0 = time.perf_counter()
     sens_digest = sensitivity_digest(spec.sensitivity)
-    points = expand(spec, parse_budget_value, profile_digest)
+    digests = {t: profile_digest(t) for t in spec.targets}
+    points = expand(spec, parse_budget_value, digests.__getitem__)
     if sens_digest != "uniform":   # a different sensitivity file is a different point
         points = [Point(p.index, p.target, p.model, p.bits, p.budgets,
                         hashlib.sha256((p.point_id + sens_digest).encode()).hexdigest()[:20])
@@ -154,7 +172,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, executor: str = "local", worker
     done = store.done_ids()
     todo = [p for p in points if p.point_id not in done]
     skipped = len(points) - len(todo)
-    ctx = {"sensitivity": spec.sensitivity, "objective": spec.objective, "diagnostics": False}
+    ctx = {"sensitivity": spec.sensitivity, "objective": spec.objective, "diagnostics": False,
+           "digests": digests}
     chunks = chunk_points(todo, chunk_size)
     bar = None
     if progress and todo:

@@ -1,0 +1,159 @@
+"""The three report plots: per-layer breakdown, memory over time, roofline.
+
+Why: the questions "which layer costs what", "when is memory at its peak and who holds it" and
+"is this op compute- or bandwidth-bound on this part" are each answered faster by one picture.
+Every value plotted comes from the Simulation; roofs come from the Target.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+MAX_LAYERS = 40
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def layer_breakdown(sim, path: Path) -> Path:
+    """Horizontal bars: latency per layer split by bound part/overhead, energy split by source."""
+    plt = _plt()
+    ops = sim.cost.ops
+    if ops.empty:
+        return _empty(path, "no ops")
+    w = ops.assign(
+        busy=ops[["compute_s", "memory_s"]].max(axis=1) * ops["repeat"],
+        over=ops["overhead_s"] * ops["repeat"],
+        ce=ops["compute_energy_j"] * ops["repeat"], me=ops["memory_energy_j"] * ops["repeat"],
+        se=ops["static_energy_j"] * ops["repeat"])
+    g = w.groupby("layer", sort=False)[["busy", "over", "ce", "me", "se"]].sum()
+    if len(g) > MAX_LAYERS:
+        g = g.loc[(g.busy + g.over).sort_values(ascending=False).index[:MAX_LAYERS]]
+    g = g.iloc[::-1]
+    height = max(2.5, 0.22 * len(g) + 1.2)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, height), sharey=True)
+    y = range(len(g))
+    a1.barh(y, g.busy * 1e3, color="#4C72B0", label="max(compute, memory)")
+    a1.barh(y, g.over * 1e3, left=g.busy * 1e3, color="#DD8452", label="overhead")
+    a1.set_xlabel("latency (ms)")
+    a1.set_yticks(list(y), list(g.index), fontsize=7)
+    a1.legend(fontsize=7, loc="lower right")
+    a2.barh(y, g.ce * 1e6, color="#55A868", label="compute")
+    a2.barh(y, g.me * 1e6, left=g.ce * 1e6, color="#C44E52", label="memory")
+    a2.barh(y, g.se * 1e6, left=(g.ce + g.me) * 1e6, color="#8172B3", label="static")
+    a2.set_xlabel("energy (uJ)")
+    a2.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{sim.name} on {sim.target.name}: per-layer latency and energy ({sim.cost.engine})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def memory_timeline(sim, path: Path) -> Path:
+    """Live bytes per memory level over op index, capacities dashed, the peak and its tensors marked."""
+    plt = _plt()
+    mem = sim.memory
+    tl = getattr(mem, "timeline", None)
+    if tl is None or tl.empty:
+        return _empty(path, "no memory timeline")
+    fig, ax = plt.subplots(figsize=(9, 4))
+    x = range(len(tl))
+    for name in sim.target.memories:
+        col = f"live_{name}"
+        if col not in tl or not tl[col].any():
+            continue
+        line, = ax.plot(x, tl[col] / 1024, label=f"{name} live", lw=1.5)
+        cap = sim.target.memories[name].capacity_bytes / 1024
+        if cap <= 4 * max(tl[col].max() / 1024, 1):
+            ax.axhline(cap, ls="--", lw=1, color=line.get_color(), label=f"{name} capacity")
+        at = (getattr(mem, "peak_step", {}) or {}).get(name)
+        if at is not None and at < len(tl):
+            ax.plot([at], [tl[col].iloc[at] / 1024], "o", color=line.get_color())
+            tensors = (getattr(mem, "peak_tensors", {}) or {}).get(name, [])[:3]
+            label = "\n".join(f"{t[0]} ({t[2]} B)" for t in tensors)
+            ax.annotate(f"peak {int(tl[col].iloc[at])} B\n{label}", (at, tl[col].iloc[at] / 1024),
+                        textcoords="offset points", xytext=(6, -6), fontsize=6, va="top")
+    ax.set_xlabel("op index")
+    ax.set_ylabel("KiB")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{sim.name} on {sim.target.name}: memory over time", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _unit_peak(unit, target) -> tuple[float, str] | None:
+    """Best work/s of a unit over its mac formats (the compute roof)."""
+    best = None
+    for fmt, c in (unit.ops.get("mac") or {}).items():
+        rate = unit.count * c.per_cycle * target.runtime_efficiency.factor("mac") * unit.clock_hz
+        if best is None or rate > best[0]:
+            best = (rate, fmt)
+    return best
+
+
+def roofline(sim, path: Path) -> Path:
+    """Ops per second vs ops per byte for every op, with each unit's compute roof and memory roofs."""
+    import numpy as np
+
+    plt = _plt()
+    t = sim.target
+    ops = sim.cost.ops
+    byte_cols = [c for c in ops.columns if c.startswith("bytes_")]
+    if ops.empty:
+        return _empty(path, "no ops")
+    nbytes = ops[byte_cols].sum(axis=1)
+    sel = (ops["work"] > 0) & (nbytes > 0) & (ops["latency_s"] > 0)
+    ai = ops.loc[sel, "work"] / nbytes[sel]
+    perf = ops.loc[sel, "work"] / ops.loc[sel, "latency_s"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for unit in dict.fromkeys(ops.loc[sel, "unit"]):
+        m = ops.loc[sel, "unit"] == unit
+        ax.scatter(ai[m], perf[m], s=14, label=f"ops on {unit}", alpha=0.8)
+    lo = max(min(ai.min() if len(ai) else 0.1, 0.1), 1e-3) / 2
+    hi = max(ai.max() if len(ai) else 100, 100) * 2
+    xs = np.logspace(np.log10(lo), np.log10(hi), 64)
+    for name, unit in t.compute.items():
+        peak = _unit_peak(unit, t)
+        if peak:
+            ax.axhline(peak[0], ls="--", lw=1, color="gray")
+            ax.text(hi, peak[0], f" {name} {peak[1]} mac peak", fontsize=6, va="bottom", ha="right")
+    for name, m in t.memories.items():
+        ax.plot(xs, xs * m.read_bw_Bps, lw=0.8, ls=":", label=f"{name} read bw")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    if len(perf):
+        ax.set_ylim(perf.min() / 10, max(perf.max(), max((_unit_peak(u, t) or (0,))[0] for u in t.compute.values())) * 3)
+    ax.set_xlabel("arithmetic intensity (work items per byte moved; MAC = 1)")
+    ax.set_ylabel("achieved work items / s")
+    ax.legend(fontsize=6, loc="lower right")
+    ax.set_title(f"roofline: {sim.name} on {t.name}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _empty(path: Path, text: str) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    ax.axis("off")
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
+    return path
+
+
+PLOTS = {"layers.png": layer_breakdown, "memory.png": memory_timeline, "roofline.png": roofline}
+
+
+def write_plots(sim, out_dir: Path) -> dict[str, Path]:
+    return {name: fn(sim, Path(out_dir) / name) for name, fn in PLOTS.items()}

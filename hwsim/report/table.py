@@ -1,0 +1,91 @@
+"""A readable terminal table: summary, memory, top layers, flags and the PASS/FAIL compliance."""
+from __future__ import annotations
+
+from hwsim.budgets import format_value
+from hwsim.units import format_quantity
+
+
+def _grid(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
+    right = right or set()
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(headers)]
+
+    def fmt(cells):
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [fmt(headers), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]
+
+
+def _t(x: float) -> str:
+    return format_quantity(x, "time")
+
+
+def _e(x: float) -> str:
+    return format_quantity(x, "energy")
+
+
+def _b(x: float) -> str:
+    return format_quantity(x, "size") if x >= 1 else "0 B"
+
+
+def render_table(sim, *, top: int = 12) -> str:
+    cost, mem, t = sim.cost, sim.memory, sim.target
+    lines = [f"hwsim simulate: {sim.name} on {t.name} ({t.kind}, engine: {cost.engine})", ""]
+    lines.append(f"latency  {_t(cost.latency_s)}")
+    lines.append(f"energy   {_e(cost.energy_j)}")
+    if cost.repeat:
+        lines.append(f"repeat   {cost.repeat}")
+    if cost.engine == "des" and cost.analytic_latency_s is not None:
+        gain = cost.des.get("overlap_gain_s", 0.0)
+        what = "overlap gain" if gain >= 0 else "contention loss"
+        pct = 100 * abs(gain) / cost.analytic_latency_s if cost.analytic_latency_s else 0.0
+        lines.append(f"analytic {_t(cost.analytic_latency_s)}  -> DES {what} {_t(abs(gain))} ({pct:.1f}%)"
+                     f"  [{cost.des.get('events', 0)} events, {cost.des.get('dma_channels', 0)} DMA channels]")
+    if len(cost.by_phase) > 1 or (len(cost.by_phase) == 1 and cost.by_phase.index[0] != "forward"):
+        lines += ["", "per phase"]
+        rows = [[p, _t(r.latency_s), _e(r.energy_j), f"{int(r.n_ops)}", f"{int(sim.float_ops_by_phase.get(p, 0))}"]
+                for p, r in cost.by_phase.iterrows()]
+        lines += _grid(["phase", "latency", "energy", "ops run", "float ops"], rows, {1, 2, 3, 4})
+    lines += ["", "memory"]
+    required = getattr(mem, "required_bytes", {}) or {}
+    rows = []
+    for name, m in t.memories.items():
+        need = required.get(name, mem.peak_bytes.get(name, 0))
+        rows.append([name, _b(mem.peak_bytes.get(name, 0)), _b(need), _b(m.capacity_bytes),
+                     f"{100 * need / m.capacity_bytes:.1f}%"])
+    lines += _grid(["level", "peak live", "required", "capacity", "used"], rows, {1, 2, 3, 4})
+    arena = getattr(mem, "arena_bytes", {}) or {}
+    if arena:
+        lines.append("arena (" + str(getattr(mem, "arena_memory", "")) + "): " +
+                     ", ".join(f"{k} {_b(v)}" for k, v in arena.items()))
+    ops = cost.ops
+    if len(ops):
+        by_layer = cost.by_layer.sort_values("latency_s", ascending=False).head(top)
+        total = cost.latency_s or 1.0
+        lines += ["", f"top {min(top, len(by_layer))} layers by latency"]
+        units = ops.groupby("layer")["unit"].agg(lambda s: ",".join(dict.fromkeys(s)))
+        bound = ops.groupby("layer")["bound"].agg(lambda s: ",".join(dict.fromkeys(s)))
+        rows = [[name, units.get(name, ""), bound.get(name, ""), _t(r.latency_s), f"{100 * r.latency_s / total:.1f}%",
+                 _e(r.energy_j), f"{int(r.macs)}"] for name, r in by_layer.iterrows()]
+        lines += _grid(["layer", "unit", "bound", "latency", "share", "energy", "MACs"], rows, {3, 4, 5, 6})
+    flags = list(cost.flags) + [{"kind": "memory", "message": f} for f in (getattr(mem, "flags", []) or [])]
+    if flags:
+        lines += ["", "flags"]
+        lines += [f"  [{f['kind']}] {f['message']}" for f in flags[:20]]
+        if len(flags) > 20:
+            lines.append(f"  ... {len(flags) - 20} more (see summary.json)")
+    if sim.metrics:
+        lines += ["", "metrics"]
+        for k, v in sim.metrics.items():
+            text = f"{v}"
+            lines.append(f"  {k}: {text if len(text) < 100 else text[:97] + '...'}")
+    lines += ["", "compliance"]
+    rows = [[("PASS" if v.passed else "FAIL"), v.budget, format_value(v.limit, v.unit),
+             format_value(v.value, v.unit), format_value(v.margin, v.unit),
+             f"{100 * v.margin / v.limit:+.1f}%" if v.limit else "", v.source] for v in sim.verdicts]
+    lines += _grid(["", "budget", "limit", "value", "margin", "margin %", "from"], rows, {2, 3, 4, 5})
+    lines.append("")
+    lines.append("RESULT: " + ("PASS" if sim.passed else "FAIL (" + ", ".join(
+        v.budget for v in sim.verdicts if not v.passed) + ")"))
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ Target: ratio >= 0.8.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -65,6 +66,9 @@ def main() -> None:
     print(f"float32 matmul   median {mb * 1e3:8.2f} ms  {flops / mb / 1e9:7.1f} GFLOP/s")
     print(f"int_matmul int8  median {mc * 1e3:8.2f} ms  {flops / mc / 1e9:7.1f} GOP/s")
     print(f"ratio int_matmul/float32 throughput (median of pairs): {ratio:.3f}  (target >= 0.8)")
+    print(f"ratio of best times (min/min, less sensitive to other load): {min(base) / min(cand):.3f}")
+    if hasattr(os, "getloadavg"):
+        print(f"1-min load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     if not exact:
         raise SystemExit("int_matmul is NOT exact")
 

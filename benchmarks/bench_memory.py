@@ -40,7 +40,7 @@ def main(repeats: int = 20) -> None:
     print(f"ResNet-8 trace: {len(trace.ops())} ops, {n_buf} buffers; arena {res.arena_bytes}")
     print(f"memory analysis (liveness + peaks + greedy_tflm + best_fit): min {mem_min * 1e3:.2f} ms, "
           f"median {mem_med * 1e3:.2f} ms")
-    print(f"baseline (shapes-only trace of the same model): min {base_min * 1e3:.2f} ms, median {base_med * 1e3:.2f} ms")
+    print(f"baseline (load .tflite + shapes-only trace of the same model): min {base_min * 1e3:.2f} ms, median {base_med * 1e3:.2f} ms")
     print(f"ratio analysis/trace (min): {mem_min / base_min:.3f}")
 
 

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hwsim.errors import HwsimError, ModelError
-from hwsim.fixedpoint.kernels import KERNELS, RUNTIMES, Kernel
+from hwsim.fixedpoint.kernels import BACKENDS, KERNELS, RUNTIMES, Kernel
 from hwsim.models.tflite_import import TFLiteGraph, load_tflite
 from hwsim.trace import TensorInfo, Trace
 
@@ -34,9 +34,11 @@ from hwsim.trace import TensorInfo, Trace
 class Emulator:
     """A prepared TFLite graph: kernels with their integer parameters, ready to run batches."""
 
-    def __init__(self, graph: TFLiteGraph, runtime: str = "tflm") -> None:
+    def __init__(self, graph: TFLiteGraph, runtime: str = "tflm", backend: str = "numpy") -> None:
         if runtime not in RUNTIMES:
             raise HwsimError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+        if backend not in BACKENDS:
+            raise HwsimError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         missing = sorted({op.opcode for op in graph.ops if op.opcode not in KERNELS})
         if missing:
             raise ModelError(
@@ -44,14 +46,20 @@ class Emulator:
                 f"{', '.join(missing)}; supported: {', '.join(sorted(KERNELS))}")
         self.graph = graph
         self.runtime = runtime
-        self.kernels: list[Kernel] = [KERNELS[op.opcode](op, graph, runtime) for op in graph.ops]
+        self.backend = backend
+        self.kernels: list[Kernel] = [KERNELS[op.opcode](op, graph, runtime, backend)
+                                      for op in graph.ops]
         self.intermediates: dict[str, np.ndarray] = {}
         self._plan()
 
     @classmethod
-    def from_tflite(cls, path: str | Path, runtime: str = "tflm") -> "Emulator":
-        """Load a .tflite file (ModelError if corrupt or an op is unsupported) and prepare it."""
-        return cls(load_tflite(path), runtime)
+    def from_tflite(cls, path: str | Path, runtime: str = "tflm", backend: str = "numpy"
+                    ) -> "Emulator":
+        """Load a .tflite file (ModelError if corrupt or an op is unsupported) and prepare it.
+
+        `backend`: "numpy" (torch-free exact kernels, fast start) or "intops" (the torch
+        kernels of hwsim.fixedpoint.intops); both are bit-exact."""
+        return cls(load_tflite(path), runtime, backend)
 
     # ---- static plan: tensor kinds, infos, last uses -----------------------------------------
     def _plan(self) -> None:
@@ -120,7 +128,7 @@ class Emulator:
                            "runtime": self.runtime, "batch": batch, "rounding": "double",
                            "fully_connected_rounding": ("float64" if self.runtime == "litert-ref"
                                                         else "double"),
-                           "saturations_scope": "batch", "emulator": "hwsim.emulator"})
+                           "saturations_scope": "batch", "backend": self.backend})
         return trace
 
     def _execute(self, inputs: list[np.ndarray] | None, batch: int, capture: bool

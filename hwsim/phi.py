@@ -178,7 +178,7 @@ def phi_table(model_layers, target, bits: Iterable[int] = (2, 4, 8),
     if hw:
         trace = phi_trace(specs, candidates, batch)
         from hwsim.memory import analyze
-        mem = analyze(trace, target)
+        mem = analyze(trace, target, planners=())      # peaks and buffers only; no arena plans
         # bytes live at each op step, by kind and by memory level (as the target stores them)
         n = len(trace.ops())
         by_kind: dict[str, list[int]] = {}
@@ -191,7 +191,8 @@ def phi_table(model_layers, target, bits: Iterable[int] = (2, 4, 8),
         if any(r in ("latency", "energy") for r in hw):
             from hwsim.cost.analytic import cost_trace
             cost = cost_trace(trace, target, engine=engine, memory=mem)
-            per_layer = cost.by_layer
+            per_layer = {c: dict(zip(cost.ops["layer"], cost.ops[c] * cost.ops["repeat"]))
+                         for c in ("latency_s", "energy_j")}
             overhead = target.runtime_efficiency.per_inference_overhead_s
             offsets = {"latency": overhead, "energy": target.power.static_W * overhead}
         k = 0
@@ -205,7 +206,7 @@ def phi_table(model_layers, target, bits: Iterable[int] = (2, 4, 8),
                         row[r] = float(by_kind.get("activation", [0] * n)[k])
                     elif r in ("latency", "energy"):
                         col = "latency_s" if r == "latency" else "energy_j"
-                        row[r] = float(per_layer.loc[phi_key(spec.name, b), col])
+                        row[r] = float(per_layer[col][phi_key(spec.name, b)])
                     else:
                         row[r] = float(by_level.get(r, [0] * n)[k])
                 k += 1

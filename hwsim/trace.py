@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Union
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported on demand (to_dataframe): it costs ~0.5 s of start-up
+    import pandas as pd
 
 #: Operation classes a device profile prices (`compute.<unit>.ops.<class>.<format>`).
 OP_CLASSES = ("mac", "dw_mac", "elementwise", "compare", "lookup", "rng")
@@ -213,4 +214,6 @@ class Trace:
             for (cls, fmt), n in e.work.items():
                 row[f"{cls}:{fmt}"] = n
             rows.append(row)
+        import pandas as pd
+
         return pd.DataFrame(rows)

@@ -125,6 +125,8 @@ def parse_quantity(
     "nonnegative" (>= 0) or "any". Raises UnitError with a message naming the value and the fix.
     """
     d = DIMENSIONS[dim]
+    if value is None:
+        raise UnitError(f"value is empty; {d.label} is needed here, e.g. '{d.example}'")
     if isinstance(value, bool):
         raise UnitError(f"{value!r} is not {d.label}; write e.g. '{d.example}'")
     if isinstance(value, (int, float)):
@@ -163,7 +165,7 @@ def parse_quantity(
 
 def _check_sign(x: float, original: Any, d: Dimension, minimum: str) -> float:
     if not math.isfinite(x):
-        raise UnitError(f"{original!r} is not a finite {d.label}")
+        raise UnitError(f"{original!r} is not finite; {d.label} is needed here, e.g. '{d.example}'")
     if minimum == "positive" and x <= 0:
         raise UnitError(f"{original!r} must be greater than zero")
     if minimum == "nonnegative" and x < 0:

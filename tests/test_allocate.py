@@ -72,3 +72,39 @@ def test_table_says_where_sensitivity_came_from(capsys):
     assert code == 0, err
     assert "sensitivity: uniform" in out
     assert "BINDING" in out or "free" in out
+
+
+def test_target_budgets_weights_and_latency(capsys, tmp_path):
+    prof = tmp_path / "stm32h743-packed.yaml"
+    prof.write_text("name: stm32h743-packed\nextends: stm32h743\ndescription: test variant with dense "
+                    "sub-byte packing\nnumerics:\n  packing: true\n")
+    code, out, err = _run(capsys, "allocate", "--model", "resnet18-cifar10", "--target", str(prof),
+                          "--budget", "weights=3MiB", "--budget", "latency=2s", "--bits", "2,4,8",
+                          "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["target"] == "stm32h743-packed"
+    row = next(r for r in doc["layers"] if r["name"] == "layer1.0.conv1")
+    assert set(row["phi"]) == {"2", "4", "8"} and set(row["phi"]["4"]) == {"weights", "latency"}
+    assert row["phi"]["4"]["weights"] == 36864 * 4 // 8                 # packed 4-bit weights
+    assert doc["totals"]["weights"] == sum(r["phi"][str(r["bits"])]["weights"] for r in doc["layers"])
+    assert doc["totals"]["weights"] <= 3 * 2 ** 20
+    assert "weights" in doc["binding"] and doc["duals"]["weights"] > 0
+    code, out, err = _run(capsys, "allocate", "--model", "resnet18-cifar10", "--target", str(prof),
+                          "--budget", "weights=1MiB", "--bits", "2,4,8")
+    assert code == 1 and "Traceback" not in err
+    assert "weights: budget 1 MiB, smallest feasible 2.6" in err           # all-2-bit + 16-bit ends
+
+
+def test_tflite_model_layers(capsys):
+    path = "/work/shared/models/mlperf_tiny/kws_ref_model.tflite"
+    code, out, err = _run(capsys, "allocate", "--model", path, "--budget", "compression=6x",
+                          "--bits", "2,4,8", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    # DS-CNN (KWS): conv + 4 × (depthwise + pointwise) + FC = 10 weighted layers, 22,016 weights
+    assert len(doc["layers"]) == 10
+    assert doc["layers"][0]["bits"] == 16 and doc["layers"][-1]["bits"] == 16
+    total_w = sum(r["phi"][str(r["bits"])]["compression"] / r["bits"] for r in doc["layers"])
+    assert total_w == 22016
+    assert 32 * total_w / doc["totals"]["compression"] >= 6

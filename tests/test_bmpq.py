@@ -150,3 +150,26 @@ def test_interval_boundaries():
     assert BmpqConfig(epochs=20, warmup_epochs=4, interval_epochs=4).boundaries() == [4, 8, 12, 16]
     assert BmpqConfig(epochs=200, warmup_epochs=20, interval_epochs=20).boundaries()[:3] == [20, 40, 60]
     assert BmpqConfig(epochs=10, warmup_epochs=2, interval_epochs=[3, 1]).boundaries() == [2, 5, 6, 7, 8, 9]
+
+
+@pytest.mark.parametrize("policy", ["wrap", "saturate"])
+def test_accumulator_policy_matches_python_reference(policy):
+    torch.manual_seed(3)
+    spec = LayerSpec("c", "conv", 2, 3, (3, 3), (1, 1), (1, 1), (5, 5))
+    layer = QLayer(spec, input_range=1.0)       # raw-input quantizer: codes up to 65535
+    layer.bits = 16
+    x = torch.rand(2, 2, 5, 5)
+    layer(x, Trace(enabled=False), [], src=None)
+    exact = [int(v) for v in layer.last_acc.flatten().tolist()]
+    layer.accumulator = (24, policy, True)
+    trace = Trace()
+    layer(x, trace, [], src=None)
+    lo, hi = -(2 ** 23), 2 ** 23 - 1
+    over = sum(1 for v in exact if v < lo or v > hi)
+    assert over > 0
+    if policy == "wrap":
+        ref = [((v - lo) % 2 ** 24) + lo for v in exact]
+    else:
+        ref = [min(max(v, lo), hi) for v in exact]
+    assert [int(v) for v in layer.last_acc.flatten().tolist()] == ref
+    assert [e.saturations for e in trace.ops() if e.op == "conv2d"] == [over]

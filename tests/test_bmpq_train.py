@@ -25,7 +25,7 @@ def test_enbg_is_mean_over_epochs_of_minibatch_means():
 def test_short_digits_run_meets_budget_and_reassigns(tmp_path, repo_root):
     spec = yaml.safe_load((repo_root / "workloads" / "bmpq-digits.yaml").read_text())
     spec["bmpq"].update(epochs=3, warmup_epochs=1, interval_epochs=1, lr_milestones=[])
-    spec["budgets"] = {"compression": "9x"}
+    spec["ilp_budgets"] = {"compression": "9x"}
     run = get_runner("bmpq-train")(spec, None, {"out_dir": tmp_path, "progress": False})
     m = run.metrics
     assert m["accuracy"] > 0.5                                   # 10 classes: chance is 0.1

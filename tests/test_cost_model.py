@@ -167,3 +167,42 @@ def test_bad_engine_and_repeat_are_user_errors():
         cost_trace(fc_relu_trace(), tiny_target(), engine="magic", memory=NO_SPILL)
     with pytest.raises(HwsimError, match="repeat"):
         cost_trace(fc_relu_trace(), tiny_target(), repeat={"step": 0}, memory=NO_SPILL)
+
+
+def test_real_profile_first_conv_of_resnet8_by_hand():
+    """First conv of ResNet-8 on stm32l4r5: the arithmetic written out from the profile's fields."""
+    from pathlib import Path
+
+    from hwsim.emulator import Emulator
+    from hwsim.target import load_target
+
+    model = Path(__file__).parent / "data" / "mlperf_tiny" / "pretrainedResnet_quant.tflite"
+    trace = Emulator.from_tflite(model).trace_only()
+    t = load_target("stm32l4r5")
+    res = cost_trace(trace, t, memory={"sram": 0, "flash": 0})
+    ev = next(e for e in trace.ops() if e.op == "conv2d")
+    cpu = t.compute["cpu"]
+    compute = 0.0
+    for (cls, fmt), n in ev.work.items():
+        compute += n / (cpu.count * cpu.ops[cls][fmt].per_cycle * t.runtime_efficiency.compute.get(cls, 1.0)
+                        * cpu.clock_hz)
+    by_level: dict[str, list[float]] = {}
+    for tensor in ev.reads:
+        lvl = {"weight": t.placement.weights, "bias": t.placement.biases, "input": t.placement.inputs,
+               "activation": t.placement.activations}[tensor.kind]
+        by_level.setdefault(lvl, [0, 0])[0] += tensor.numel * tensor.bits // 8
+    for tensor in ev.writes:
+        lvl = {"activation": t.placement.activations, "output": t.placement.outputs}[tensor.kind]
+        by_level.setdefault(lvl, [0, 0])[1] += tensor.numel * tensor.bits // 8
+    memory = sum(r / t.memories[m].read_bw_Bps + w / t.memories[m].write_bw_Bps + t.memories[m].latency_s
+                 for m, (r, w) in by_level.items())
+    overhead = cpu.launch_overhead_s + t.runtime_efficiency.per_op_overhead_s
+    row = res.ops[res.ops["name"] == ev.name].iloc[0]
+    assert row["compute_s"] == pytest.approx(compute, rel=1e-12)
+    assert row["memory_s"] == pytest.approx(memory, rel=1e-12)
+    assert row["latency_s"] == pytest.approx(max(compute, memory) + overhead, rel=1e-12)
+    energy = sum(n * cpu.ops[c][f].energy_J for (c, f), n in ev.work.items())
+    energy += sum(r * t.memories[m].read_energy_J_per_byte + w * t.memories[m].write_energy_J_per_byte
+                  for m, (r, w) in by_level.items())
+    energy += t.power.static_W * (max(compute, memory) + overhead)
+    assert row["energy_j"] == pytest.approx(energy, rel=1e-12)

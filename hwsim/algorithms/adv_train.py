@@ -29,7 +29,7 @@ class PGDConfig:
     eps: float = 0.3
     steps: int = 10
     step_size: float | None = None     # None → 2.5·ε/steps (Madry's rule of thumb)
-    epochs: int = 40
+    epochs: int = 100
     batch_size: int = 64
     lr: float = 1e-3
     lb: float = 0.0

@@ -19,11 +19,13 @@ Spec keys (all optional except `algorithm`), defaults in brackets:
   simple_query_count [emulator] | repo;  project_fp_queries [false] (repo: FP queries unprojected)
   train_epochs [30];  adv_train: {eps, steps [10], step_size, epochs [40], lr, batch_size, seed}
   cache_dir [$HWSIM_CACHE or ~/.cache/hwsim]/attacks
+  threads [1] (torch intra-op threads while the runner works; "auto" leaves torch's setting)
   quick: {examples [16], max_loss_queries [300], adv_epochs [3], train_epochs [10]}
            (used when options["quick"] is true — the test / smoke setting)
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -46,7 +48,7 @@ KNOWN_KEYS = {
     "name", "algorithm", "description", "dataset", "data_path", "model", "bits", "methods", "models",
     "environments", "examples", "max_loss_queries", "seed", "eps", "eps_adv", "delta", "small_eps_rule",
     "pq_attack_model", "input_bits", "simple_query_count", "project_fp_queries", "train_epochs",
-    "adv_train", "cache_dir", "quick", "repeat", "target", "budgets",
+    "adv_train", "cache_dir", "quick", "repeat", "target", "budgets", "threads",
 }
 QUICK_DEFAULTS = {"examples": 16, "max_loss_queries": 300, "adv_epochs": 3, "train_epochs": 10}
 
@@ -105,8 +107,30 @@ def attack_query_trace(qmodel: IntegerClassifier, x: torch.Tensor, bits: int, ep
     return trace
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run with `n` intra-op threads (restored afterwards). Why: the attack's matrices are tiny
+    (a few images × ≤ a few hundred features); on a small shared CPU, OpenMP workers spinning
+    against other processes made each query ~40× slower than one thread (measured)."""
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @register_runner("zoqo-attack")
 def run(spec: dict, target: Any, options: dict) -> WorkloadRun:
+    threads = spec.get("threads", 1)
+    with torch_threads(None if threads in (None, "auto") else int(threads)):
+        return _run(spec, options)
+
+
+def _run(spec: dict, options: dict) -> WorkloadRun:
     unknown = sorted(set(spec) - KNOWN_KEYS)
     if unknown:
         raise WorkloadError(f"workload field {unknown[0]!r} is unknown for zoqo-attack; known: "

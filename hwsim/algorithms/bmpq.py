@@ -205,18 +205,49 @@ class QLayer(nn.Module):
             acc = acc + b_codes.to(torch.int64).view(shape)
             y = y + (self.bias + (b_codes * scale - self.bias).detach()).view(shape)
             reads.append(TensorInfo(f"{self.name}.bias.q", (self.spec.out_channels,), 32, "bias", "int32"))
+        acc, y, over = self._accumulator_policy(acc, y, scale)
         out_info = TensorInfo(f"{self.name}.acc", tuple(y.shape), 32, "activation", "int32")
         trace.alloc(out_info)
         op = "conv2d" if self.kind == "conv" else "fully_connected"
         macs = self.spec.weight_count * (y.shape[2] * y.shape[3] if self.kind == "conv" else 1)
         trace.op(op, self.name, reads, [out_info], {("mac", _fmt(b)): macs * batch},
-                 layer=self.name, bits=b)
+                 saturations=over, layer=self.name, bits=b)
         self.last_acc = acc
         records.append(LayerRecord(self.name, self.kind, b, batch, tuple(x.shape), tuple(y.shape),
                                    tuple(self.weight.shape), macs, self.bias is not None,
                                    saved=[codes_info, w_info] if quantized is None else [w_info]))
         self._quantized = (a_fq, a_codes, a_scale, codes_info)
         return y, out_info
+
+
+    #: (accumulator bits, overflow policy, apply?) set by QNet.set_accumulator; None = exact int64
+    accumulator: tuple[int, str, bool] | None = None
+    overflows: int = 0
+
+    def _accumulator_policy(self, acc: torch.Tensor, y: torch.Tensor, scale: torch.Tensor):
+        """Count (and optionally apply) the target's accumulator width: wrap, saturate or raise.
+
+        Why: the paper's 16-bit first/last layers need > 32-bit accumulators (TFLite's 16x8
+        kernels use int64); counting shows where a 32-bit device would overflow.
+        """
+        if self.accumulator is None or acc.device.type == "meta":
+            return acc, y, 0
+        bits, policy, apply = self.accumulator
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        over = int(((acc < lo) | (acc > hi)).sum())
+        self.overflows += over
+        if not over or not apply:
+            return acc, y, over
+        if policy == "raise":
+            from hwsim.errors import HwsimError
+            raise HwsimError(f"layer {self.name}: {over} accumulator values overflow int{bits} "
+                             "(target numerics.overflow: raise); use fewer bits or a wider accumulator")
+        if policy == "wrap":
+            acc = torch.remainder(acc - lo, 2 ** bits) + lo
+        else:
+            acc = acc.clamp(lo, hi)
+        exact = acc.to(torch.float64) * scale.to(torch.float64)      # value the device now holds
+        return acc, y + (exact.to(y.dtype) - y).detach(), over
 
 
 # ---- backward / update events ------------------------------------------------------------------
@@ -313,6 +344,15 @@ class QNet(nn.Module):
 
     def bits(self) -> dict[str, int]:
         return {q.name: q.bits for q in self.layers()}
+
+    def set_accumulator(self, bits: int | None, policy: str = "wrap", apply: bool = False) -> None:
+        """Check accumulators against `bits` (count overflows); `apply` wraps/saturates them."""
+        for q in self.layers():
+            q.accumulator = None if bits is None else (int(bits), policy, bool(apply))
+            q.overflows = 0
+
+    def overflows(self) -> dict[str, int]:
+        return {q.name: q.overflows for q in self.layers()}
 
     def set_bits(self, bits: dict[str, int]) -> None:
         for name, b in bits.items():

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from hwsim.algorithms.bmpq import QNet, loss_and_trace, nbg
 from hwsim.compression import compression_ratio

@@ -10,7 +10,12 @@ Spec keys (all optional except algorithm/model):
   shapes_only: false                 (true: no training; cost one epoch and the inference)
   train_size: 50000                  (shapes-only: samples per epoch)
   bits: {layer: bits} | [..] | ilp   (shapes-only: widths to cost; ilp = uniform-sensitivity ILP)
-  budgets: {compression: 9x, weights: 12KiB, latency: 2ms, energy: 1mJ}
+  ilp_budgets: {compression: 9x, weights: 12KiB, latency: 2ms, energy: 1mJ}
+                                     (the ILP's budgets on the *inference* Φ of the model; the
+                                      top-level `budgets:` stay `hwsim simulate`'s compliance checks
+                                      on the traced training step)
+  accumulator: wide | target         (wide: exact int64 like TFLite 16x8 kernels, overflows of the
+                                      target's accumulator counted; target: wrap/saturate/raise)
   bmpq: {support: [4, 2], epochs, warmup_epochs, interval_epochs, batch_size, lr, ...}
 """
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch
 from hwsim.algorithms.bmpq import QNet, inference_trace, train_step_trace
 from hwsim.algorithms.bmpq_train import BmpqConfig, plot_history, train_bmpq
 from hwsim.compression import compression_ratio
-from hwsim.errors import WorkloadError
+from hwsim.errors import HwsimError, WorkloadError
 from hwsim.models.layer_specs import ModelSpec, builtin_model
 from hwsim.trace import Trace
 from hwsim.workloads import WorkloadRun, register_runner
@@ -62,7 +67,7 @@ def config_from_spec(spec: dict) -> BmpqConfig:
         raw["support"] = tuple(int(b) for b in raw["support"])
     if "lr_milestones" in raw:
         raw["lr_milestones"] = tuple(int(e) for e in raw["lr_milestones"])
-    raw["budgets"] = dict(spec.get("budgets", {"compression": "9x"}))
+    raw["budgets"] = dict(spec.get("ilp_budgets", {"compression": "9x"}))
     return BmpqConfig(**raw)
 
 
@@ -81,10 +86,11 @@ def make_allocator(model: ModelSpec, target, cfg: BmpqConfig):
 def _cost_summary(trace: Trace, target, repeat: int = 1) -> dict[str, Any]:
     from hwsim.cost.analytic import cost_trace
     from hwsim.memory import analyze
-    res = cost_trace(trace, target)
     mem = analyze(trace, target)
-    return {"latency_s": float(res.latency_s) * repeat, "energy_j": float(res.energy_j) * repeat,
-            "peak_bytes": {k: int(v) for k, v in mem.peak_bytes.items()}}
+    res = cost_trace(trace, target, repeat={"step": repeat}, memory=mem)
+    return {"latency_s": float(res.latency_s), "energy_j": float(res.energy_j),
+            "peak_bytes": {k: int(v) for k, v in mem.peak_bytes.items()},
+            "flags": sorted(res.flag_counts)}
 
 
 def _shapes_bits(model: ModelSpec, spec: dict, cfg: BmpqConfig, target) -> tuple[dict[str, int], str]:
@@ -122,10 +128,12 @@ def run_shapes_only(model: ModelSpec, spec: dict, target, cfg: BmpqConfig,
     }
     per_target = {}
     for t in ([target] if target is not None else []) + list(targets or []):
-        per_target[t.name] = {"train_epoch": _cost_summary(step, t, steps),
-                              "inference": _cost_summary(infer, t)}
+        try:
+            per_target[t.name] = {"train_epoch": _cost_summary(step, t, steps),
+                                  "inference": _cost_summary(infer, t)}
+        except HwsimError as err:      # e.g. a GPU profile pricing no int16 MAC for the 16-bit layers
+            per_target[t.name] = {"error": err.message}
     metrics["costs"] = per_target
-    step.meta["inference_trace"] = infer
     return WorkloadRun(f"bmpq-{model.name}-shapes", step, {"step": steps}, metrics,
                        {"shapes_only": "no numbers computed; BN not modelled"})
 
@@ -150,6 +158,13 @@ def run(spec: dict, target, options: dict) -> WorkloadRun:
     data = load_digits_split(cfg.seed)
     torch.manual_seed(cfg.seed)
     net = build_net(model, alpha_init=cfg.alpha_init, ternary_at_2=cfg.ternary_at_2)
+    mode = spec.get("accumulator", "wide")
+    if mode not in ("wide", "target"):
+        raise WorkloadError(f"workload field accumulator={mode!r}: use 'wide' (exact int64, count the "
+                            "target's overflows) or 'target' (apply the target's width and policy)")
+    if target is not None:
+        net.set_accumulator(target.numerics.accumulator_bits, target.numerics.overflow,
+                            apply=(mode == "target"))
     allocate, phi, budgets = make_allocator(model, target, cfg)
     result = train_bmpq(net, data, cfg, allocate, progress=options.get("progress", True))
     x_tr, y_tr = data[0], data[1]
@@ -168,11 +183,15 @@ def run(spec: dict, target, options: dict) -> WorkloadRun:
         "epochs": result.epoch_log,
     }
     if target is not None:
+        metrics["accumulator"] = (f"{mode}: overflows counted against int{target.numerics.accumulator_bits}"
+                                  f" ({target.numerics.overflow}), summed over every forward pass")
+        metrics["accumulator_overflows"] = net.overflows()
         metrics["inference_cost"] = _cost_summary(infer, target)
+        metrics["training_cost"] = _cost_summary(step, target, steps)
+        metrics["training_step_cost"] = _cost_summary(step, target)
     artifacts = {}
     if options.get("out_dir"):
         artifacts = {k: Path(v) for k, v in plot_history(result, options["out_dir"]).items()}
-    step.meta["inference_trace"] = infer
     return WorkloadRun(f"bmpq-{model.name}", step, {"step": steps}, metrics,
                        {"trace": "one training step at the final widths (batch "
                                  f"{cfg.batch_size}); repeat = steps of the whole run"}, artifacts)

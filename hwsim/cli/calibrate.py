@@ -1,8 +1,61 @@
-"""`hwsim calibrate` sub-command (not yet implemented)."""
+"""`hwsim calibrate`: fit a profile's runtime efficiency to measured latencies, write a profile that extends it."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Register the command on the main app. Filled in by the issue that builds it."""
+    """Register the command on the main app."""
+
+    @app.command("calibrate")
+    def calibrate_cmd(
+        target: str = typer.Option(..., "--target", "-t", help="Profile to calibrate (name or path); the output extends it."),
+        measurements: Path = typer.Option(..., "--measurements", "-m",
+                                          help="CSV with columns model (.tflite path), latency_ms, optional energy_uJ, label."),
+        out: Path = typer.Option(..., "--out", "-o", help="Where to write the calibrated profile YAML."),
+        params: str = typer.Option("mac,dw_mac", "--params",
+                                   help="Comma-separated parameters to fit: op classes (mac, dw_mac, mac+dw_mac tied, "
+                                        "elementwise, compare, lookup), per_op, per_inference."),
+        name: str = typer.Option("", "--name", help="Name of the new profile (default: the output file's stem)."),
+        fitted_on: str = typer.Option("", "--fitted-on", help="Text stored as runtime_efficiency.fitted_on "
+                                                              "(default: the measurements file and its models)."),
+    ) -> None:
+        """Fit runtime_efficiency (compute efficiency per op class, overheads) to measured latencies."""
+        from hwsim.cost.calibrate import calibrate, profile_yaml, read_measurements
+        from hwsim.errors import HwsimError
+        from hwsim.target import load_target
+        from hwsim.target.loader import find_profile
+
+        base = load_target(target)
+        meas = read_measurements(measurements)
+        plist = tuple(p.strip() for p in params.split(",") if p.strip())
+        if len(plist) > len(meas):
+            raise HwsimError(f"--params asks for {len(plist)} parameters but {measurements} has only "
+                             f"{len(meas)} measurements; fit at most as many parameters as measurements")
+        fit_, _ = calibrate(base, meas, plist)
+        new_name = name or out.stem
+        base_path = find_profile(target)
+        if base_path is not None and Path(target).suffix in (".yaml", ".yml"):
+            try:
+                extends = str(Path(base_path).resolve().relative_to(out.resolve().parent))
+            except ValueError:
+                extends = str(Path(base_path).resolve())
+        else:
+            extends = base.name
+        fitted = fitted_on or f"{measurements.name}: " + ", ".join(
+            f"{m.label}={m.latency_s * 1e3:.4g} ms" for m in meas)
+        text = profile_yaml(extends, new_name, fit_, fitted, {}, base)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        load_target(out)  # the written profile must load; a ProfileError here is a bug worth seeing
+        typer.echo(f"wrote {out} (extends {extends})")
+        typer.echo("efficiency: " + ", ".join(f"{c}={v:.4f}" for c, v in fit_.efficiency.items())
+                   + f"; per_op_overhead={fit_.per_op_overhead_s * 1e6:.3g} us"
+                   + f"; per_inference_overhead={fit_.per_inference_overhead_s * 1e6:.3g} us"
+                   + (f"; static power={fit_.static_W * 1e3:.4g} mW" if fit_.static_W is not None else ""))
+        for label, err in fit_.train_rel_error.items():
+            typer.echo(f"  {label}: training error {err:+.1%}")
+        if fit_.at_bound:
+            typer.echo("at a bound (efficiency 1 = profile peak): " + ", ".join(fit_.at_bound))

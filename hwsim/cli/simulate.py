@@ -1,8 +1,142 @@
-"""`hwsim simulate` sub-command (not yet implemented)."""
+"""`hwsim simulate`: does it fit, what does it cost, does it meet the budgets? (exit 0 / 1 / 2)
+
+Why: one command answers the first two design questions for a TFLite model or a workload on a
+named device and gates CI: exit 0 when every budget (and every device capacity) holds, 1 when one
+fails, 2 on bad input. Heavy imports happen inside the command so `hwsim --help` stays fast.
+"""
 from __future__ import annotations
+
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+DEFAULT_TARGET = "stm32l4r5"
+#: The embedded default: ResNet-8 (MLPerf Tiny IC, tests/data/mlperf_tiny/pretrainedResnet_quant.tflite)
+#: resolved through the model registry.
+DEFAULT_MODEL = "resnet8"
+
+
+class Engine(str, Enum):
+    analytic = "analytic"
+    des = "des"
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _load_workload(path: Path) -> dict:
+    import yaml
+
+    from hwsim.errors import WorkloadError
+
+    if not path.is_file():
+        raise WorkloadError(f"workload file {str(path)!r} does not exist")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise WorkloadError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(spec, dict) or "algorithm" not in spec:
+        raise WorkloadError(f"{path}: a workload is a mapping with an `algorithm:` field "
+                            "(e.g. inference, zoqo-train, bmpq-train)")
+    return spec
+
+
+def _model_trace(model: str, target):
+    from hwsim.emulator import Emulator
+    from hwsim.workloads.inference import emulator_runtime, resolve_model
+
+    path = resolve_model(model)
+    trace = Emulator.from_tflite(path, runtime=emulator_runtime(target)).trace_only()
+    return path, trace
+
+
+def _out_dir(out: Optional[Path], name: str, target: str) -> Path:
+    if out is not None:
+        return out
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / f"{name}-{target}-{stamp}"
+
+
+def simulate_cmd(
+    target: Optional[str] = typer.Option(None, "--target", "-t",
+                                         help=f"Device profile name or YAML path (default: the workload's, else {DEFAULT_TARGET})."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="A .tflite file or a builtin model name (costed shapes-only, one inference)."),
+    workload: Optional[Path] = typer.Option(None, "--workload", "-w",
+                                            help="A workload YAML (algorithm: inference, zoqo-train, bmpq-train, ...)."),
+    budget: List[str] = typer.Option([], "--budget", "-b",
+                                     help="KIND=VALUE, repeatable: a memory level (sram=256KiB, flash=1MiB), "
+                                          "latency=20ms or energy=1mJ. Device capacities are always checked."),
+    engine: Engine = typer.Option(Engine.analytic, "--engine", "-e",
+                                  help="analytic (roofline per op) or des (simpy: DMA/compute overlap, contention)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Report folder (default reports/<workload>-<target>-<timestamp>/)."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (terminal) or json (one object on stdout)."),
+    no_report: bool = typer.Option(False, "--no-report", help="Write no report folder (print only)."),
+    quick: bool = typer.Option(False, "--quick", help="Ask the workload runner for a short run (e.g. fewer steps)."),
+) -> None:
+    """Simulate a model or workload on a target: latency, energy, memory peaks, PASS/FAIL budgets.
+
+    Without arguments: ResNet-8 (MLPerf Tiny) on stm32l4r5. Exit code 0 when every budget and device capacity holds, 1 when any fails, 2 on bad input.
+    """
+    from hwsim.budgets import budgets_from_spec, parse_budgets
+    from hwsim.cost.simulation import simulate_trace
+    from hwsim.errors import HwsimError
+    from hwsim.report import render_table, to_json, write_report
+    from hwsim.target import load_target
+
+    if model and workload:
+        raise HwsimError("give either --model or --workload, not both")
+    spec = _load_workload(workload) if workload else None
+    target_name = target or (spec or {}).get("target") or DEFAULT_TARGET
+    tgt = load_target(str(target_name))
+    budgets = parse_budgets(budget, tgt)
+    repeat: dict = {}
+    metrics: dict = {}
+    conventions: dict = {}
+    source: dict = {"runtime": tgt.numerics.runtime}
+    if spec is not None:
+        from hwsim.workloads import get_runner
+
+        out_dir = _out_dir(out, str(spec.get("name") or workload.stem), tgt.name)
+        options = {"out_dir": out_dir, "quick": quick, "engine": engine.value, "spec_path": str(workload)}
+        run = get_runner(str(spec["algorithm"]))(spec, tgt, options)
+        trace, name = run.trace, run.name
+        repeat, metrics, conventions = dict(run.repeat), dict(run.metrics), dict(run.conventions)
+        known = set(tgt.memories) | {"latency", "energy"}
+        budgets += budgets_from_spec({k: v for k, v in (spec.get("budgets") or {}).items() if k in known},
+                                     tgt, where=str(workload))
+        source.update(workload=str(workload), algorithm=spec["algorithm"],
+                      artifacts={k: str(v) for k, v in run.artifacts.items()})
+    else:
+        model = model or DEFAULT_MODEL
+        path, trace = _model_trace(model, tgt)
+        from hwsim.models.registry import canonical
+
+        name = (canonical(model) if not Path(model).suffix else None) or Path(path).stem
+        out_dir = _out_dir(out, name, tgt.name)
+        source.update(model=str(path))
+    sim = simulate_trace(trace, tgt, name=name, budgets=budgets, engine=engine.value, repeat=repeat,
+                         metrics=metrics, source=source, conventions=conventions)
+    table = render_table(sim) if fmt == Format.table or not no_report else None
+    if not no_report:
+        write_report(sim, out_dir, table=table)
+    if fmt == Format.json:
+        typer.echo(to_json(sim))
+    else:
+        typer.echo(table)
+    if not no_report:
+        print(f"report written to {out_dir}/", file=sys.stderr)
+    if not sim.passed:
+        raise typer.Exit(1)
+
 
 def register(app: typer.Typer) -> None:
-    """Register the command on the main app. Filled in by the issue that builds it."""
+    """Register `hwsim simulate` on the main app."""
+    app.command("simulate")(simulate_cmd)

@@ -45,7 +45,9 @@ class _Plan:
 
 
 def _plan(p: OpPrice, target, streamed: bool, tiles: int) -> _Plan:
-    if not streamed or not any(p.weight_read_bytes.values()):
+    # weights already in the activation memory gain nothing from a DMA copy into that memory
+    local = target.memory_for("activation")
+    if not streamed or not any(v for lvl, v in p.weight_read_bytes.items() if lvl != local):
         return _Plan(0, {}, {}, {}, {})
     weight_tile, weight_first, other_tile, other_first = {}, {}, {}, {}
     for level in p.memory_s_by_level:

@@ -82,12 +82,14 @@ class Pricer:
 
     def choose_unit(self, ev: OpEvent, op_flags: list[str]) -> str:
         """An accelerator that lists the op and has its formats, else the CPU (flagged fallback)."""
+        tflite_op = str(ev.attrs.get("tflite_op", ev.op))
         for name in self._accel:
             unit = self.target.compute[name]
-            if unit.runs(ev.op) and self._can_run(name, ev):
+            if (unit.runs(ev.op) or unit.runs(tflite_op)) and self._can_run(name, ev):
                 return name
         if self._accel:
-            why = ("not in supported_ops" if not any(self.target.compute[a].runs(ev.op) for a in self._accel)
+            why = ("not in supported_ops" if not any(self.target.compute[a].runs(ev.op)
+                                                     or self.target.compute[a].runs(tflite_op) for a in self._accel)
                    else "formats " + ", ".join(sorted({f for (_, f) in ev.work})) + " not available")
             fallback = self.cpu or self._accel[0]
             self._flag("fallback", f"{ev.op}->{fallback}",

@@ -162,6 +162,50 @@ def _channel_slice(x: torch.Tensor, w: torch.Tensor, groups: int, c0: int,
     return xs, w[:, c0:c0 + n]
 
 
+def _conv_chunked(x: torch.Tensor, w: torch.Tensor, groups: int, kw: dict, dtype: torch.dtype,
+                  chunk: int, total_bound: int) -> torch.Tensor:
+    """Σ over input-channel chunks of exact float convs; sums in float64 while exact, else int64."""
+    cg = w.shape[1]
+    if chunk >= cg:
+        return F.conv2d(x.to(dtype), w.to(dtype), **kw).to(torch.int64)
+    acc_float = total_bound <= _F64_EXACT
+    acc: torch.Tensor | None = None
+    for c0 in range(0, cg, chunk):
+        xs, ws = _channel_slice(x, w, groups, c0, min(chunk, cg - c0))
+        part = F.conv2d(xs.to(dtype), ws.to(dtype), **kw)
+        part = part.to(torch.float64) if acc_float else part.to(torch.int64)
+        acc = part if acc is None else acc.add_(part)
+    assert acc is not None
+    return acc.to(torch.int64)
+
+
+def _conv_exact(x: torch.Tensor, w: torch.Tensor, mx: int, mw: int, groups: int,
+                kw: dict) -> torch.Tensor:
+    cg, taps = w.shape[1], w.shape[2] * w.shape[3]
+    p = mx * mw
+    if p * cg * taps <= _F32_EXACT:
+        return F.conv2d(x.to(torch.float32), w.to(torch.float32), **kw).to(torch.int64)
+    if p * taps <= _F32_EXACT and _F32_EXACT // (p * taps) * taps >= _MIN_F32_CHUNK:
+        return _conv_chunked(x, w, groups, kw, torch.float32, _F32_EXACT // (p * taps),
+                             p * cg * taps)
+    if p * taps <= _F64_EXACT and _F64_EXACT // (p * taps) >= min(cg, _MIN_F64_CHUNK):
+        return _conv_chunked(x, w, groups, kw, torch.float64, _F64_EXACT // (p * taps),
+                             p * cg * taps)
+    # Too wide for float64: split the wider operand into two integer limbs (zero padding
+    # stays zero in both limbs, so the split commutes with the convolution).
+    if mx >= mw:
+        bits = max(1, (mx.bit_length() + 1) // 2)
+        hi, lo = _split_limbs(x, bits)
+        out = _conv_exact(hi, w, max(_absmax(hi), 1), mw, groups, kw)
+        return torch.bitwise_left_shift(out, bits).add_(
+            _conv_exact(lo, w, (1 << bits) - 1, mw, groups, kw))
+    bits = max(1, (mw.bit_length() + 1) // 2)
+    hi, lo = _split_limbs(w, bits)
+    out = _conv_exact(x, hi, mx, max(_absmax(hi), 1), groups, kw)
+    return torch.bitwise_left_shift(out, bits).add_(
+        _conv_exact(x, lo, mx, (1 << bits) - 1, groups, kw))
+
+
 def int_conv2d(x: torch.Tensor, w: torch.Tensor, *, stride: IntPair = (1, 1),
                padding: IntPair | str = (0, 0), dilation: IntPair = (1, 1),
                groups: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -175,31 +219,11 @@ def int_conv2d(x: torch.Tensor, w: torch.Tensor, *, stride: IntPair = (1, 1),
         return F.conv2d(_meta_like(x), _meta_like(w), **kw).to(torch.int64)
     _check_precision(x.device)
     mx, mw = _absmax(x), _absmax(w)
-    cg, kh, kwid = w.shape[1], w.shape[2], w.shape[3]
-    taps = kh * kwid
-    p = mx * mw
-    if p == 0 or cg * taps == 0:
+    if mx == 0 or mw == 0 or w.shape[1] * w.shape[2] * w.shape[3] == 0:
         y = torch.zeros(F.conv2d(_meta_like(x), _meta_like(w), **kw).shape, dtype=torch.int64,
                         device=x.device)
-    elif p * cg * taps <= _F32_EXACT:
-        y = F.conv2d(x.to(torch.float32), w.to(torch.float32), **kw).to(torch.int64)
     else:
-        if p * taps <= _F32_EXACT and _F32_EXACT // (p * taps) * taps >= _MIN_F32_CHUNK:
-            dtype, chunk = torch.float32, _F32_EXACT // (p * taps)
-        elif p * taps <= _F64_EXACT:
-            dtype, chunk = torch.float64, _F64_EXACT // (p * taps)
-        else:
-            raise HwsimError(f"int_conv2d operands too wide for exact evaluation "
-                             f"(max|x|={mx}, max|w|={mw}, kernel {kh}x{kwid}); requantize first")
-        acc_float = p * cg * taps <= _F64_EXACT
-        acc: torch.Tensor | None = None
-        for c0 in range(0, cg, chunk):
-            xs, ws = _channel_slice(x, w, groups, c0, min(chunk, cg - c0))
-            part = F.conv2d(xs.to(dtype), ws.to(dtype), **kw)
-            part = part.to(torch.float64) if acc_float else part.to(torch.int64)
-            acc = part if acc is None else acc.add_(part)
-        assert acc is not None
-        y = acc.to(torch.int64)
+        y = _conv_exact(x, w, mx, mw, groups, kw)
     if bias is not None:
         y = y + bias.to(torch.int64).reshape(1, -1, 1, 1)
     return y

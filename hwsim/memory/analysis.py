@@ -87,7 +87,17 @@ def arena_requests(buffers: Sequence[Lifetime], arena_memory: str,
     tie_order = tie_order or {}
     base = max(tie_order.values(), default=-1) + 1
     return [Request(b.name, b.nbytes, b.first, b.last, tie_order.get(b.name, base + b.order))
-            for b in buffers if b.memory == arena_memory and b.kind not in CONSTANT_KINDS]
+            for b in buffers if b.memory == arena_memory and in_arena(b)]
+
+
+def in_arena(b: Lifetime) -> bool:
+    """Whether a runtime planner would give this tensor arena space.
+
+    Constants stay in the model buffer, as TFLM keeps them in the flatbuffer: weights, biases,
+    and `param` tensors no op ever writes (the emulator marks other constant operands, e.g. a
+    RESHAPE's shape, as `param`; a trainable parameter is written by its update op and stays).
+    """
+    return b.kind not in CONSTANT_KINDS and not (b.kind == "param" and not b.written)
 
 
 def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tflm", "best_fit"),
@@ -105,6 +115,10 @@ def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tfl
     problems: list[str] = []
     buffers, steps = lifetimes(trace, target.memory_for, packing=num.packing,
                                container_bits=num.container_bits, problems=problems)
+    const_mem = target.memory_for("weight")
+    for b in buffers:
+        if b.kind == "param" and not b.written:
+            b.memory = const_mem  # a constant operand (never written) lives with the model's constants
     n_steps = max(len(steps), 1)
     memories = list(target.memories)
     arena_mem = arena_memory or target.memory_for("activation")
@@ -148,7 +162,7 @@ def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tfl
     runtime_planner = RUNTIME_PLANNER.get(num.runtime)
     if runtime_planner not in arena_bytes:
         runtime_planner = min(plans, key=lambda p: arena_bytes[p]) if plans else None
-    arena_names = {r.name for r in reqs}
+    arena_names = {r.name for r in reqs}  # names are unique among buffers live at once
     required: dict[str, int] = {}
     capacity = {m: int(target.memories[m].capacity_bytes) for m in memories}
     for mem, bufs in by_mem.items():
@@ -224,4 +238,6 @@ def _conventions(target, buffers: Sequence[Lifetime], arena_mem: str, alignment:
         where = "activation arena" if (mem == arena_mem and kind not in CONSTANT_KINDS) else "outside the arena"
         conv[kind] = (f"{word}: counted in {mem!r} ({where}) from alloc to free as emitted by the trace; "
                       f"{n} buffer(s) of this kind in this trace")
+    conv["param"] += (f"; a param tensor no op ever writes is a constant operand (e.g. a RESHAPE shape) and "
+                      f"is counted with the weights in {target.memory_for('weight')!r}, outside the arena")
     return conv

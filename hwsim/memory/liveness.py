@@ -31,6 +31,7 @@ class Lifetime:
     order: int           # allocation order in the trace (tie-break for planners)
     phase: str
     freed: bool          # False: never freed (live until the end: graph outputs, weights, state)
+    written: bool = False  # some op writes it while it is live (False: a constant / read-only tensor)
 
 
 def storage_bytes(t: TensorInfo, *, packing: bool, container_bits: int) -> int:
@@ -76,6 +77,10 @@ def lifetimes(trace: Trace, memory_for, *, packing: bool, container_bits: int,
         if isinstance(ev, OpEvent):
             steps.append(OpStep(n_ops, ev.op, ev.name, ev.layer, ev.phase, ev.step))
             n_ops += 1
+            for t in ev.writes:
+                lt_w = live.get(t.name)
+                if lt_w is not None:
+                    lt_w.written = True
         elif isinstance(ev, AllocEvent):
             t = ev.tensor
             if t.name in live:

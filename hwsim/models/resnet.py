@@ -6,7 +6,6 @@ layers have the same bit width as its input layer"). BN is not modelled (see vgg
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from hwsim.algorithms.bmpq import QNet

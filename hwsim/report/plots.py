@@ -10,14 +10,28 @@ from pathlib import Path
 
 MAX_LAYERS = 40
 
+from hwsim.report.table import short_name  # noqa: E402
+
+
+class _Figures:
+    """pyplot-free figure factory (Agg canvas only): no figure manager, no global state."""
+
+    @staticmethod
+    def subplots(*args, **kw):
+        from matplotlib.figure import Figure
+
+        figsize = kw.pop("figsize", None)
+        fig = Figure(figsize=figsize)
+        axes = fig.subplots(*args, **kw)
+        return fig, axes
+
+    @staticmethod
+    def close(fig) -> None:
+        fig.clear()
+
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _Figures
 
 
 def layer_breakdown(sim, path: Path) -> Path:
@@ -41,7 +55,7 @@ def layer_breakdown(sim, path: Path) -> Path:
     a1.barh(y, g.busy * 1e3, color="#4C72B0", label="max(compute, memory)")
     a1.barh(y, g.over * 1e3, left=g.busy * 1e3, color="#DD8452", label="overhead")
     a1.set_xlabel("latency (ms)")
-    a1.set_yticks(list(y), list(g.index), fontsize=7)
+    a1.set_yticks(list(y), [short_name(n, 32) for n in g.index], fontsize=7)
     a1.legend(fontsize=7, loc="lower right")
     a2.barh(y, g.ce * 1e6, color="#55A868", label="compute")
     a2.barh(y, g.me * 1e6, left=g.ce * 1e6, color="#C44E52", label="memory")
@@ -49,8 +63,8 @@ def layer_breakdown(sim, path: Path) -> Path:
     a2.set_xlabel("energy (uJ)")
     a2.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{sim.name} on {sim.target.name}: per-layer latency and energy ({sim.cost.engine})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.subplots_adjust(left=0.22, right=0.98, bottom=0.8 / height, top=1 - 0.45 / height, wspace=0.05)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
@@ -76,27 +90,34 @@ def memory_timeline(sim, path: Path) -> Path:
         if at is not None and at < len(tl):
             ax.plot([at], [tl[col].iloc[at] / 1024], "o", color=line.get_color())
             tensors = (getattr(mem, "peak_tensors", {}) or {}).get(name, [])[:3]
-            label = "\n".join(f"{t[0]} ({t[2]} B)" for t in tensors)
+            label = "\n".join(f"{short_name(t[0], 36)} ({t[2]} B)" for t in tensors)
             ax.annotate(f"peak {int(tl[col].iloc[at])} B\n{label}", (at, tl[col].iloc[at] / 1024),
                         textcoords="offset points", xytext=(6, -6), fontsize=6, va="top")
     ax.set_xlabel("op index")
     ax.set_ylabel("KiB")
     ax.legend(fontsize=7)
     ax.set_title(f"{sim.name} on {sim.target.name}: memory over time", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.92)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
 
-def _unit_peak(unit, target) -> tuple[float, str] | None:
-    """Best work/s of a unit over its mac formats (the compute roof)."""
-    best = None
-    for fmt, c in (unit.ops.get("mac") or {}).items():
-        rate = unit.count * c.per_cycle * target.runtime_efficiency.factor("mac") * unit.clock_hz
-        if best is None or rate > best[0]:
-            best = (rate, fmt)
-    return best
+def _unit_peaks(unit, target) -> list[tuple[float, str]]:
+    """Compute roofs of a unit: best mac rate, and the best rate of any class when it is higher."""
+    rates = []
+    for cls, by_fmt in unit.ops.items():
+        for fmt, c in by_fmt.items():
+            rate = unit.count * c.per_cycle * target.runtime_efficiency.factor(cls) * unit.clock_hz
+            rates.append((rate, f"{cls} {fmt}"))
+    if not rates:
+        return []
+    macs = [r for r in rates if r[1].startswith("mac ")]
+    best = max(rates)
+    out = [max(macs)] if macs else []
+    if not out or best[0] > out[0][0]:
+        out.append(best)
+    return out
 
 
 def roofline(sim, path: Path) -> Path:
@@ -120,24 +141,25 @@ def roofline(sim, path: Path) -> Path:
     lo = max(min(ai.min() if len(ai) else 0.1, 0.1), 1e-3) / 2
     hi = max(ai.max() if len(ai) else 100, 100) * 2
     xs = np.logspace(np.log10(lo), np.log10(hi), 64)
+    roofs = []
     for name, unit in t.compute.items():
-        peak = _unit_peak(unit, t)
-        if peak:
-            ax.axhline(peak[0], ls="--", lw=1, color="gray")
-            ax.text(hi, peak[0], f" {name} {peak[1]} mac peak", fontsize=6, va="bottom", ha="right")
+        for rate, what in _unit_peaks(unit, t):
+            roofs.append(rate)
+            ax.axhline(rate, ls="--", lw=1, color="gray")
+            ax.text(hi, rate, f"{name} {what} peak ", fontsize=6, va="bottom", ha="right")
     for name, m in t.memories.items():
         ax.plot(xs, xs * m.read_bw_Bps, lw=0.8, ls=":", label=f"{name} read bw")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     if len(perf):
-        ax.set_ylim(perf.min() / 10, max(perf.max(), max((_unit_peak(u, t) or (0,))[0] for u in t.compute.values())) * 3)
+        ax.set_ylim(perf.min() / 10, max([perf.max()] + roofs) * 3)
     ax.set_xlabel("arithmetic intensity (work items per byte moved; MAC = 1)")
     ax.set_ylabel("achieved work items / s")
     ax.legend(fontsize=6, loc="lower right")
     ax.set_title(f"roofline: {sim.name} on {t.name}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.92)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 

@@ -29,6 +29,12 @@ def _b(x: float) -> str:
     return format_quantity(x, "size") if x >= 1 else "0 B"
 
 
+def short_name(name: str, width: int = 40) -> str:
+    """TFLite tensor names join fused ops with ';' — show the last one, trimmed to `width`."""
+    tail = str(name).split(";")[-1]
+    return tail if len(tail) <= width else "..." + tail[-(width - 3):]
+
+
 def render_table(sim, *, top: int = 12) -> str:
     cost, mem, t = sim.cost, sim.memory, sim.target
     lines = [f"hwsim simulate: {sim.name} on {t.name} ({t.kind}, engine: {cost.engine})", ""]
@@ -38,10 +44,15 @@ def render_table(sim, *, top: int = 12) -> str:
         lines.append(f"repeat   {cost.repeat}")
     if cost.engine == "des" and cost.analytic_latency_s is not None:
         gain = cost.des.get("overlap_gain_s", 0.0)
-        what = "overlap gain" if gain >= 0 else "contention loss"
-        pct = 100 * abs(gain) / cost.analytic_latency_s if cost.analytic_latency_s else 0.0
-        lines.append(f"analytic {_t(cost.analytic_latency_s)}  -> DES {what} {_t(abs(gain))} ({pct:.1f}%)"
-                     f"  [{cost.des.get('events', 0)} events, {cost.des.get('dma_channels', 0)} DMA channels]")
+        pct = 100 * gain / cost.analytic_latency_s if cost.analytic_latency_s else 0.0
+        if abs(pct) < 1e-6:
+            what = "no overlap (equal to analytic)"
+        else:
+            what = (f"overlap gain {_t(gain)} ({pct:.1f}%)" if gain > 0
+                    else f"contention loss {_t(-gain)} ({-pct:.1f}%)")
+        why = "" if cost.des.get("dma_channels") else "; the target declares no dma unit, so no weight streaming"
+        lines.append(f"analytic {_t(cost.analytic_latency_s)}  -> DES {what}"
+                     f"  [{cost.des.get('events', 0)} events, {cost.des.get('dma_channels', 0)} DMA channels{why}]")
     if len(cost.by_phase) > 1 or (len(cost.by_phase) == 1 and cost.by_phase.index[0] != "forward"):
         lines += ["", "per phase"]
         rows = [[p, _t(r.latency_s), _e(r.energy_j), f"{int(r.n_ops)}", f"{int(sim.float_ops_by_phase.get(p, 0))}"]
@@ -66,7 +77,7 @@ def render_table(sim, *, top: int = 12) -> str:
         lines += ["", f"top {min(top, len(by_layer))} layers by latency"]
         units = ops.groupby("layer")["unit"].agg(lambda s: ",".join(dict.fromkeys(s)))
         bound = ops.groupby("layer")["bound"].agg(lambda s: ",".join(dict.fromkeys(s)))
-        rows = [[name, units.get(name, ""), bound.get(name, ""), _t(r.latency_s), f"{100 * r.latency_s / total:.1f}%",
+        rows = [[short_name(name), units.get(name, ""), bound.get(name, ""), _t(r.latency_s), f"{100 * r.latency_s / total:.1f}%",
                  _e(r.energy_j), f"{int(r.macs)}"] for name, r in by_layer.iterrows()]
         lines += _grid(["layer", "unit", "bound", "latency", "share", "energy", "MACs"], rows, {3, 4, 5, 6})
     flags = list(cost.flags) + [{"kind": "memory", "message": f} for f in (getattr(mem, "flags", []) or [])]

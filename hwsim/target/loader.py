@@ -5,6 +5,7 @@ caught here, all at once, each problem pointing at the file and line that caused
 """
 from __future__ import annotations
 
+import difflib
 import os
 import types
 import typing
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 import hwsim
 from hwsim.errors import ProfileError
-from hwsim.target.model import Target, cross_check
+from hwsim.target.model import PLACEMENT_ROLES, Target, cross_check
 from hwsim.target.yamlio import LineDict, LineList, Loc, YamlProblem, deep_merge, load_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -118,9 +119,17 @@ def _read_mapping(path: Path, problems: _Problems) -> LineDict | None:
         problems.add(err.loc, "", err.message)
         return None
     if not isinstance(tree, LineDict):
-        problems.add(Loc(disp, 1), "", f"a profile must be a YAML mapping of fields, got {type(tree).__name__}")
+        problems.add(Loc(disp, 1), "", f"a profile must be a YAML mapping of fields (key: value), got {_kind_of(tree)}")
         return None
     return tree
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "an empty file"
+    return f"a {type(value).__name__} ({value!r})"
 
 
 @dataclass
@@ -255,9 +264,15 @@ def _strip_optional(tp: Any) -> Any:
     return tp
 
 
+#: Fields the loader fills in itself; never written in YAML.
+_INTERNAL_FIELDS = ("path", "provenance")
+
+
 def _yaml_keys(model: type[BaseModel]) -> list[str]:
     keys = []
     for name, field in model.model_fields.items():
+        if name in _INTERNAL_FIELDS:
+            continue
         alias = field.validation_alias
         choices = getattr(alias, "choices", None)
         keys.append(str(choices[0]) if choices else name)
@@ -299,7 +314,11 @@ def _describe_error(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
         return loc, "missing required field"
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])
-        allowed = f"; allowed: {', '.join(_yaml_keys(model))}" if model else ""
+        allowed = ""
+        if model:
+            keys = _yaml_keys(model)
+            close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+            allowed = (f"; did you mean {close[0]!r}?" if close else "") + f" (allowed: {', '.join(keys)})"
         return loc, f"unknown field {loc[-1]!r}{allowed}"
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
@@ -326,6 +345,9 @@ def _validate(raw: RawProfile, problems: _Problems, *, partial: bool) -> Target 
             f"profile name {name!r} must equal the file stem {raw.path.stem!r}; rename one of them",
         )
     data = dict(tree)
+    for internal in _INTERNAL_FIELDS:
+        if internal in data:
+            problems.add(tree.key_locs.get(internal, top), internal, f"{internal!r} is filled in by hwsim; remove it")
     data["path"] = raw.path
     data["provenance"] = provenance
     try:
@@ -337,6 +359,7 @@ def _validate(raw: RawProfile, problems: _Problems, *, partial: bool) -> Target 
             path, msg = _describe_error(err)
             loc, _ = _locate(tree, path)
             problems.add(loc or top, _fmt_path(path), msg)
+        _raw_placement_check(tree, problems, top)
         return None
     if partial:
         return target
@@ -344,6 +367,22 @@ def _validate(raw: RawProfile, problems: _Problems, *, partial: bool) -> Target 
         loc, _ = _locate(tree, path)
         problems.add(loc or top, _fmt_path(path), f"{value!r}: {msg}")
     return None if problems else target
+
+
+def _raw_placement_check(tree: LineDict, problems: _Problems, top: Loc) -> None:
+    """Placement names vs memories, on the raw tree (so it is reported even when other fields fail)."""
+    placement, memories = tree.get("placement"), tree.get("memories")
+    if not isinstance(placement, LineDict) or not isinstance(memories, LineDict):
+        return
+    names = sorted(str(k) for k in memories)
+    for role in PLACEMENT_ROLES:
+        mem = placement.get(role)
+        if isinstance(mem, str) and mem not in memories:
+            problems.add(
+                placement.key_locs.get(role, top),
+                f"placement.{role}",
+                f"{mem!r}: memory {mem!r} does not exist; defined memories: {names}",
+            )
 
 
 def _raise(path: Path | str, problems: _Problems) -> None:

@@ -62,6 +62,12 @@ assert {k for ks in PLACEMENT_ROLES.values() for k in ks} == set(TENSOR_KINDS)
 WRITTEN_ROLES = ("activations", "outputs", "scratch", "training_state")
 
 
+def op_key(name: str) -> str:
+    """Canonical operator key: lower case, alphanumerics only, no trailing '2d' (CONV_2D == conv2d == conv)."""
+    key = "".join(ch for ch in name.lower() if ch.isalnum())
+    return key[:-2] if key.endswith("2d") and len(key) > 2 else key
+
+
 # ---------------------------------------------------------------------------------------------
 # quantity fields
 
@@ -194,8 +200,12 @@ class ComputeUnit(_Model):
         return None
 
     def runs(self, tflite_op: str) -> bool:
-        """Whether this unit runs the given TFLite-level op (e.g. 'conv2d')."""
-        return self.supported_ops is None or tflite_op.lower() in {o.lower() for o in self.supported_ops}
+        """Whether this unit runs a TFLite-level op.
+
+        Names match loosely so the spellings in use agree: TFLite builtins (`AVERAGE_POOL_2D`),
+        trace event names (`average_pool2d`) and profile names (`average_pool`) are the same op.
+        """
+        return self.supported_ops is None or op_key(tflite_op) in {op_key(o) for o in self.supported_ops}
 
 
 class Numerics(_Model):

@@ -7,7 +7,7 @@ reference runtimes differ for these models).
 """
 from __future__ import annotations
 
-from hwsim.fixedpoint.kernels.base import RUNTIMES, Kernel
+from hwsim.fixedpoint.kernels.base import BACKENDS, RUNTIMES, Kernel
 from hwsim.fixedpoint.kernels.conv import Conv2D, DepthwiseConv2D, FullyConnected
 from hwsim.fixedpoint.kernels.elementwise import Add, Sub
 from hwsim.fixedpoint.kernels.pool import AveragePool2D, MaxPool2D
@@ -31,4 +31,4 @@ KERNELS: dict[str, type[Kernel]] = {
     "DEQUANTIZE": Dequantize,
 }
 
-__all__ = ["KERNELS", "RUNTIMES", "Kernel"]
+__all__ = ["BACKENDS", "KERNELS", "RUNTIMES", "Kernel"]

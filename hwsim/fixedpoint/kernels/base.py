@@ -19,6 +19,8 @@ from hwsim.fixedpoint.gemmlowp import round_half_away
 from hwsim.models.tflite_import import OpSpec, TensorSpec, TFLiteGraph
 
 RUNTIMES = ("tflm", "litert-ref", "cmsis-nn")
+#: "numpy": torch-free exact kernels (fast start-up); "intops": hwsim.fixedpoint.intops (torch)
+BACKENDS = ("numpy", "intops")
 
 #: TFLite ActivationFunctionType values
 ACT_NONE, ACT_RELU, ACT_RELU_N1_TO_1, ACT_RELU6 = 0, 1, 2, 3
@@ -34,10 +36,12 @@ class Kernel:
     weight_inputs: ClassVar[tuple[int, ...]] = ()
     bias_inputs: ClassVar[tuple[int, ...]] = ()
 
-    def __init__(self, op: OpSpec, graph: TFLiteGraph, runtime: str) -> None:
+    def __init__(self, op: OpSpec, graph: TFLiteGraph, runtime: str, backend: str = "numpy"
+                 ) -> None:
         self.op = op
         self.graph = graph
         self.runtime = runtime
+        self.backend = backend
         self.prepare()
 
     # ---- helpers -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from hwsim.fixedpoint.kernels.base import (Kernel, activation_range, clamp_count, compute_padding)
+from hwsim.fixedpoint.kernels.base import Kernel, activation_range, compute_padding
 from hwsim.fixedpoint.kernels.requant import Requantizer
 
 
@@ -61,39 +61,55 @@ class _ConvBase(Kernel):
         if (oh, ow) != tuple(y.shape[1:3]):
             raise self.fail(f"computed output {oh}x{ow} does not match the model's {y.shape}")
         self.pads = (pl, pr, pt, pb)
-        torch = _torch()
-        self.w_t = torch.from_numpy(np.ascontiguousarray(w_oihw).astype(np.float32))
+        self.out_hw = (oh, ow)
+        self.multiplier = w.shape[3] // x.shape[3] if self.depthwise else 1
+        self.w_np = wq.astype(np.int8) if np.abs(wq).max(initial=0) <= 127 else wq
+        self.mw = int(np.abs(wq).max(initial=0))
+        if self.backend == "intops":
+            torch = _torch()
+            self.w_t = torch.from_numpy(np.ascontiguousarray(w_oihw.astype(self.w_np.dtype)))
         self.zin = x.zp
         self.w_sum = w_oihw.reshape(w_oihw.shape[0], -1).sum(axis=1).astype(np.int64)
         bias = self.tensor(2).data if self.has_input(2) else None
         self.bias = (bias.astype(np.int64) if bias is not None
                      else np.zeros(w_oihw.shape[0], np.int64))
         # zero-point correction folded into the bias once: Σ w·(x−Z) = Σ w·x − Z·Σw
-        self.offset = (self.bias - self.zin * self.w_sum).reshape(1, -1, 1, 1)
+        self.offset = self.bias - self.zin * self.w_sum  # channel-last (NHWC)
         self.requant = Requantizer.build(x.s, w.scale, y.s, _requant_mode(self, False))
         self.act = activation_range(int(o.get("fused_activation_function", 0)), y)
         self.macs = int(np.prod(y.shape)) * kh * kw * w_oihw.shape[1]
 
+    def _accumulate(self, x: np.ndarray) -> np.ndarray:
+        """Σ w·x over the taps (raw codes, padded with Z_in) → int64 NHWC accumulators."""
+        from hwsim.fixedpoint.kernels import npconv
+
+        if self.backend == "intops":
+            torch = _torch()
+            import torch.nn.functional as F
+
+            from hwsim.fixedpoint.intops import int_conv2d
+
+            xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+            if any(self.pads):
+                xt = F.pad(xt, self.pads, value=self.zin)
+            acc = int_conv2d(xt, self.w_t, stride=self.stride, padding=(0, 0),
+                             dilation=self.dilation, groups=self.groups)
+            return acc.permute(0, 2, 3, 1).numpy()
+        xp = npconv.pad_nhwc(x, self.pads, self.zin)
+        if self.depthwise:
+            return npconv.depthwise_nhwc(xp, self.w_np[0], self.out_hw, self.stride,
+                                         self.dilation, self.multiplier, self.mw)
+        if self.groups != 1:
+            raise self.fail("grouped convolution needs backend='intops'")
+        return npconv.conv2d_nhwc(xp, self.w_np, self.out_hw, self.stride, self.dilation, self.mw)
+
     def run(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
-        torch = _torch()
-        import torch.nn.functional as F
-
-        from hwsim.fixedpoint.intops import int_conv2d
-
         x = inputs[0]
         n = x.shape[0]
         y_spec = self.out()
-        xt = torch.from_numpy(np.ascontiguousarray(x.reshape((-1,) + x.shape[2:])))
-        xt = xt.permute(0, 3, 1, 2).to(torch.float32)
-        if any(self.pads):
-            xt = F.pad(xt, self.pads, value=float(self.zin))
-        acc = int_conv2d(xt, self.w_t, stride=self.stride, padding=(0, 0),
-                         dilation=self.dilation, groups=self.groups).numpy()
-        acc = acc + self.offset
-        yq = self.requant(acc, axis=1) + y_spec.zp
-        yq, sat = clamp_count(yq, *self.act)
-        out = yq.astype(y_spec.dtype).transpose(0, 2, 3, 1)
-        return [np.ascontiguousarray(out).reshape((n,) + y_spec.shape)], sat
+        acc = self._accumulate(np.ascontiguousarray(x.reshape((-1,) + x.shape[2:])))
+        yq, sat = self.requant.epilogue(acc, self.offset, y_spec.zp, *self.act, y_spec.dtype)
+        return [yq.reshape((n,) + y_spec.shape)], sat
 
     def work(self) -> dict[tuple[str, str], int]:
         cls = "dw_mac" if self.depthwise else "mac"
@@ -128,10 +144,13 @@ class FullyConnected(Kernel):
         if w.shape[-1] == 0 or int(np.prod(x.shape)) % w.shape[-1]:
             raise self.fail(f"input {x.shape} does not divide into rows of {w.shape[-1]}")
         wq = w.data.astype(np.int32) - (w.zp if not w.per_channel else 0)
-        torch = _torch()
         self.k = w.shape[-1]
         self.units = w.shape[0]
-        self.w_t = torch.from_numpy(np.ascontiguousarray(wq.T).astype(np.float32))
+        self.w_np = np.ascontiguousarray(wq.T.astype(np.int8 if np.abs(wq).max(initial=0) <= 127
+                                                    else np.int32))
+        self.mw = int(np.abs(wq).max(initial=0))
+        if self.backend == "intops":
+            self.w_t = _torch().from_numpy(self.w_np)
         self.zin = x.zp
         bias = self.tensor(2).data if self.has_input(2) else None
         b = bias.astype(np.int64) if bias is not None else np.zeros(self.units, np.int64)
@@ -141,17 +160,21 @@ class FullyConnected(Kernel):
         self.rows = int(np.prod(x.shape)) // self.k
 
     def run(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
-        torch = _torch()
-        from hwsim.fixedpoint.intops import int_matmul
-
         x = inputs[0]
         n = x.shape[0]
         y_spec = self.out()
-        xt = torch.from_numpy(np.ascontiguousarray(x).reshape(-1, self.k)).to(torch.float32)
-        acc = int_matmul(xt, self.w_t).numpy() + self.offset
-        yq = self.requant(acc, axis=1) + y_spec.zp
-        yq, sat = clamp_count(yq, *self.act)
-        return [yq.astype(y_spec.dtype).reshape((n,) + y_spec.shape)], sat
+        rows = np.ascontiguousarray(x).reshape(-1, self.k)
+        if self.backend == "intops":
+            from hwsim.fixedpoint.intops import int_matmul
+
+            acc = int_matmul(_torch().from_numpy(rows), self.w_t).numpy()
+        else:
+            from hwsim.fixedpoint.kernels.npconv import exact_matmul
+
+            acc = exact_matmul(rows, self.w_np, None, self.mw)
+        yq, sat = self.requant.epilogue(acc, self.offset.reshape(-1), y_spec.zp, *self.act,
+                                        y_spec.dtype)
+        return [yq.reshape((n,) + y_spec.shape)], sat
 
     def work(self) -> dict[tuple[str, str], int]:
         return {("mac", self.fmt): self.rows * self.k * self.units,

@@ -11,6 +11,7 @@ import numpy as np
 
 from hwsim.fixedpoint.kernels.base import (Kernel, activation_range, clamp_count, compute_padding,
                                            trunc_div)
+from hwsim.fixedpoint.kernels.npconv import pad_nhwc
 
 
 class _Pool(Kernel):
@@ -27,23 +28,21 @@ class _Pool(Kernel):
         if (oh, ow) != tuple(y.shape[1:3]):
             raise self.fail(f"computed output {oh}x{ow} does not match the model's {y.shape}")
         self.pads = (pl, pr, pt, pb)
+        self.out_hw = (oh, ow)
         self.act = activation_range(int(o.get("fused_activation_function", 0)), y)
-        import torch
-        import torch.nn.functional as F
+        ones = pad_nhwc(np.ones((1, x.shape[1], x.shape[2], 1), np.int64), self.pads, 0)
+        self.count = self._reduce(ones, np.add)  # in-bounds taps per output position
 
-        ones = F.pad(torch.ones(1, 1, x.shape[1], x.shape[2], dtype=torch.float64), self.pads)
-        self.count = F.avg_pool2d(ones, self.k, self.stride, divisor_override=1).numpy()[0, 0]
-        self.count = self.count.astype(np.int64)[None, :, :, None]
-
-    def _nchw(self, x: np.ndarray, fill: float):
-        import torch
-        import torch.nn.functional as F
-
-        xt = torch.from_numpy(np.ascontiguousarray(x.reshape((-1,) + x.shape[2:])))
-        xt = xt.permute(0, 3, 1, 2).to(torch.float64)
-        if any(self.pads):
-            xt = F.pad(xt, self.pads, value=fill)
-        return xt
+    def _reduce(self, xp: np.ndarray, fn) -> np.ndarray:
+        """Fold `fn` over the window taps of a padded NHWC array."""
+        oh, ow = self.out_hw
+        sh, sw = self.stride
+        acc = None
+        for i in range(self.k[0]):
+            for j in range(self.k[1]):
+                t = xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
+                acc = t.copy() if acc is None else fn(acc, t, out=acc)
+        return acc
 
     def _finish(self, yq: np.ndarray, n: int) -> tuple[list[np.ndarray], int]:
         y_spec = self.out()
@@ -57,11 +56,9 @@ class AveragePool2D(_Pool):
     event_op = "average_pool2d"
 
     def run(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
-        import torch.nn.functional as F
-
         x = inputs[0]
-        s = F.avg_pool2d(self._nchw(x, 0.0), self.k, self.stride, divisor_override=1)
-        acc = s.permute(0, 2, 3, 1).numpy().astype(np.int64)
+        xs = x.reshape((-1,) + x.shape[2:]).astype(np.int32)
+        acc = self._reduce(pad_nhwc(xs, self.pads, 0), np.add).astype(np.int64)
         n = self.count
         avg = np.where(acc > 0, trunc_div(acc + n // 2, n), trunc_div(acc - n // 2, n))
         return self._finish(avg, x.shape[0])
@@ -76,11 +73,10 @@ class MaxPool2D(_Pool):
     event_op = "max_pool2d"
 
     def run(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
-        import torch.nn.functional as F
-
         x = inputs[0]
-        m = F.max_pool2d(self._nchw(x, -1e9), self.k, self.stride)
-        return self._finish(m.permute(0, 2, 3, 1).numpy().astype(np.int64), x.shape[0])
+        xs = x.reshape((-1,) + x.shape[2:]).astype(np.int32)
+        m = self._reduce(pad_nhwc(xs, self.pads, -(2 ** 31)), np.maximum)
+        return self._finish(m.astype(np.int64), x.shape[0])
 
     def work(self) -> dict[tuple[str, str], int]:
         return {("compare", self.fmt): int(np.prod(self.out().shape)) * self.k[0] * self.k[1]}

@@ -1,0 +1,90 @@
+"""End-to-end emulated inference of the MLPerf Tiny models vs LiteRT's reference kernels.
+
+Both sides are measured as whole processes (interpreter start, imports, model load, 512
+inferences, writing the outputs): `hwsim emulate MODEL --inputs X.npy --out Y.npy --runtime
+litert-ref` versus a Python process running LiteRT's interpreter with the BUILTIN_REF op resolver
+on the same 512 inputs. The outputs of both are compared (they must be identical). Each side is
+timed `--repeats` times and the best wall time is kept (the machine is shared).
+
+Run: python benchmarks/bench_e2e_inference.py [--n 512] [--repeats 3] [--models kws,vww]
+Prints one line per model with both wall times and the ratio hwsim / LiteRT (target ≤ 1.0).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = {"ad01": "ad01_int8", "kws": "kws_ref_model", "resnet8": "pretrainedResnet_quant",
+          "sww": "str_ww_ref_model", "vww": "vww_96_int8"}
+
+LITERT_SCRIPT = r"""
+import sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+model, xin, yout = sys.argv[1:4]
+x = np.load(xin)
+it = Interpreter(model_path=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+it.allocate_tensors()
+i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+ys = []
+for row in x:
+    it.set_tensor(i, row)
+    it.invoke()
+    ys.append(it.get_tensor(o).copy())
+np.save(yout, np.stack(ys))
+"""
+
+
+def _timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=512, help="stacked inputs per model")
+    ap.add_argument("--repeats", type=int, default=3, help="timings per side (best is kept)")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
+    args = ap.parse_args()
+    hwsim_cmd = [shutil.which("hwsim")] if shutil.which("hwsim") else [sys.executable, "-m", "hwsim"]
+    rng = np.random.default_rng(0)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        script = tmpd / "litert_run.py"
+        script.write_text(LITERT_SCRIPT)
+        for short in args.models.split(","):
+            model = REPO / "tests" / "data" / "mlperf_tiny" / f"{MODELS[short]}.tflite"
+            from hwsim.models.tflite_import import load_tflite
+
+            g = load_tflite(model)
+            spec = g.tensors[g.inputs[0]]
+            x = rng.integers(-128, 128, (args.n,) + spec.shape).astype(np.int8)
+            np.save(tmpd / "x.npy", x)
+            ours = [_timed(hwsim_cmd + ["emulate", str(model), "--inputs", str(tmpd / "x.npy"),
+                                        "--out", str(tmpd / "y_hwsim.npy"), "--runtime",
+                                        "litert-ref"]) for _ in range(args.repeats)]
+            ref = [_timed([sys.executable, str(script), str(model), str(tmpd / "x.npy"),
+                           str(tmpd / "y_litert.npy")]) for _ in range(args.repeats)]
+            same = np.array_equal(np.load(tmpd / "y_hwsim.npy"), np.load(tmpd / "y_litert.npy"))
+            t_ours, t_ref = min(ours), min(ref)
+            results.append((short, t_ours, t_ref))
+            print(f"{short:8s} n={args.n}  hwsim emulate {t_ours:6.2f} s   LiteRT BUILTIN_REF "
+                  f"{t_ref:6.2f} s   ratio {t_ours / t_ref:5.2f}   outputs identical: {same}",
+                  flush=True)
+    worst = max(r[1] / r[2] for r in results)
+    total = sum(r[1] for r in results) / sum(r[2] for r in results)
+    print(f"worst ratio {worst:.2f}   total-time ratio {total:.2f}   (target <= 1.0)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Compare hwsim's cycle estimate for the Ethos-U profiles with Vela 5.2's, per MLPerf Tiny model.
+
+Run: python scripts/compare_vela.py [--no-write]
+
+For each shipped Ethos-U profile (its description names Vela's system config) and each MLPerf
+Tiny model: compile with the `vela` CLI (ethos-u-vela) using the matching accelerator config,
+system config and memory mode from Vela's own vela.ini, read `cycles_total` from Vela's summary
+CSV, and set it beside hwsim's `cost_trace(...).latency_s x NPU clock` on the emulator's
+shapes-only trace. Also reports leave-one-model-out error of a profile calibrated on Vela's
+cycles (`hwsim.cost.calibrate`, same fit as for measured latencies). Writes the Vela section of
+VALIDATION.md.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from hwsim.cost.analytic import cost_trace  # noqa: E402
+from hwsim.cost.calibrate import Measurement, leave_one_out, trace_for  # noqa: E402
+from hwsim.target import load_target  # noqa: E402
+
+MODELS = ["ad01_int8", "pretrainedResnet_quant", "kws_ref_model", "vww_96_int8", "str_ww_ref_model"]
+MODEL_DIR = REPO / "tests" / "data" / "mlperf_tiny"
+VALIDATION = REPO / "VALIDATION.md"
+BEGIN, END = "<!-- vela:begin -->", "<!-- vela:end -->"
+#: hwsim profile -> (Vela accelerator config, Vela system config, Vela memory mode); the profiles'
+#: descriptions and `vela_ini` sources name these configs.
+CONFIGS = {
+    "ethos-u55-128": ("ethos-u55-128", "Ethos_U55_High_End_Embedded", "Shared_Sram"),
+    "ethos-u55-256": ("ethos-u55-256", "Ethos_U55_High_End_Embedded", "Shared_Sram"),
+    "ethos-u65-256": ("ethos-u65-256", "Ethos_U65_High_End", "Dedicated_Sram"),
+}
+
+
+def vela_ini() -> Path:
+    import ethosu.vela
+
+    return Path(ethosu.vela.__file__).resolve().parent.parent / "config_files" / "Arm" / "vela.ini"
+
+
+def vela_cycles(model: Path, accel: str, system: str, mode: str, out_dir: Path) -> dict[str, float]:
+    """Run the vela CLI and return its summary CSV row (cycles_total, cycles_npu, ...)."""
+    cmd = ["vela", str(model), "--accelerator-config", accel, "--config", str(vela_ini()),
+           "--system-config", system, "--memory-mode", mode, "--output-dir", str(out_dir)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+    summary = out_dir / f"{model.stem}_summary_{system}.csv"
+    with summary.open(newline="") as fh:
+        row = next(csv.DictReader(fh))
+    return {k: float(v) for k, v in row.items() if k.startswith(("cycles_", "core_clock", "nn_macs"))
+            and v not in ("", None)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-write", action="store_true", help="print only; do not touch VALIDATION.md")
+    args = ap.parse_args(argv)
+    traces = {m: trace_for(MODEL_DIR / f"{m}.tflite") for m in MODELS}
+    lines = [BEGIN, "", "## Ethos-U: hwsim cycles vs Vela 5.2", "",
+             "Command: `python scripts/compare_vela.py`. Vela: `vela MODEL --accelerator-config A --config "
+             "<ethos-u-vela>/config_files/Arm/vela.ini --system-config S --memory-mode M`, `cycles_total` from its "
+             "summary CSV. hwsim: `cost_trace(Emulator.from_tflite(MODEL).trace_only(), PROFILE).latency_s` x the "
+             "profile's clock, uncalibrated profile. Error = hwsim / Vela - 1.", "",
+             "| profile (Vela accel, system, mode) | model | Vela cycles | hwsim cycles | error |",
+             "|---|---|---|---|---|"]
+    errs: list[float] = []
+    vela_by: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for prof, (accel, system, mode) in CONFIGS.items():
+            target = load_target(prof)
+            vela_by[prof] = {}
+            for m in MODELS:
+                out = Path(tmp) / f"{prof}-{m}"
+                out.mkdir()
+                v = vela_cycles(MODEL_DIR / f"{m}.tflite", accel, system, mode, out)
+                clock = v.get("core_clock", target.clock_hz)
+                if abs(clock - target.clock_hz) > 1e-6 * clock:
+                    print(f"warning: {prof} clock {target.clock_hz} != Vela core_clock {clock}", file=sys.stderr)
+                ours = cost_trace(traces[m], target).latency_s * target.clock_hz
+                e = ours / v["cycles_total"] - 1.0
+                errs.append(e)
+                vela_by[prof][m] = v["cycles_total"] / clock
+                lines.append(f"| {prof} ({accel}, {system}, {mode}) | {m} | {v['cycles_total']:.0f} | {ours:.0f} | "
+                             f"{e:+.1%} |")
+                print(f"{prof} {m}: vela {v['cycles_total']:.0f} hwsim {ours:.0f} ({e:+.1%})", flush=True)
+    a = [abs(e) for e in errs]
+    within = sum(x <= 0.15 for x in a)
+    lines += ["", f"**Uncalibrated: median |error| {statistics.median(a):.1%}, worst {max(a):.1%}, "
+                  f"{within}/{len(a)} within ±15 %** (target ±15 %).", ""]
+    # calibrated on Vela's own estimates, leave one model out
+    lines += ["Calibrated on Vela (fit `mac,dw_mac` on Vela's cycles of four models, predict the fifth):", "",
+              "| profile | held out | Vela cycles | hwsim cycles | error |", "|---|---|---|---|---|"]
+    cal_errs: list[float] = []
+    for prof in CONFIGS:
+        target = load_target(prof)
+        meas = [Measurement(MODEL_DIR / f"{m}.tflite", vela_by[prof][m], None, m) for m in MODELS]
+        tr = {MODEL_DIR / f"{m}.tflite": traces[m] for m in MODELS}
+        for c in leave_one_out(target, meas, ("mac", "dw_mac"), tr):
+            cal_errs.append(c.rel_error)
+            lines.append(f"| {prof} | {c.label} | {c.measured_s * target.clock_hz:.0f} | "
+                         f"{c.predicted_s * target.clock_hz:.0f} | {c.rel_error:+.1%} |")
+    ca = [abs(e) for e in cal_errs]
+    lines += ["", f"**Calibrated on Vela, leave-one-model-out: median |error| {statistics.median(ca):.1%}, worst "
+                  f"{max(ca):.1%}, {sum(x <= 0.15 for x in ca)}/{len(ca)} within ±15 %.**", "", END]
+    print(f"uncalibrated median {statistics.median(a):.3f} worst {max(a):.3f}; calibrated-on-vela LOO median "
+          f"{statistics.median(ca):.3f} worst {max(ca):.3f}")
+    if not args.no_write:
+        block = "\n".join(lines)
+        text = VALIDATION.read_text(encoding="utf-8") if VALIDATION.exists() else "# Validation\n\n"
+        if BEGIN in text and END in text:
+            text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+        VALIDATION.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""Calibrate shipped MCU profiles on published MLPerf Tiny latencies and validate leave-one-benchmark-out.
+
+Run: python scripts/validate_calibration.py [--params mac,dw_mac] [--no-write]
+
+For every (board, software stack, round) in /work/shared/calibration/mlperf_tiny_calibration.csv
+whose board maps to a shipped target and that has all four int8 benchmarks (ad, ic, kws, vww;
+fp32 variants and `same_latency_as` repeats skipped):
+  1. fit the profile's runtime efficiency on all four and write targets/calibrated/<name>.yaml
+     (a profile that `extends` the board profile), with the measurements in a CSV beside it;
+  2. leave one benchmark out: fit on the other three, predict the fourth with `cost_trace`;
+  3. write the per-case errors and the summary into the calibration section of VALIDATION.md.
+Also tabulates the same leave-one-out summary for alternative parameter sets (model choice).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import statistics
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from hwsim.cost.calibrate import (  # noqa: E402
+    Measurement,
+    calibrate,
+    leave_one_out,
+    profile_yaml,
+    trace_for,
+)
+from hwsim.target import load_target  # noqa: E402
+
+CSV = Path("/work/shared/calibration/mlperf_tiny_calibration.csv")
+MODELS = {"ad": "ad01_int8", "ic": "pretrainedResnet_quant", "kws": "kws_ref_model", "vww": "vww_96_int8"}
+MODEL_DIR = REPO / "tests" / "data" / "mlperf_tiny"
+OUT_DIR = REPO / "targets" / "calibrated"
+VALIDATION = REPO / "VALIDATION.md"
+#: substring of the CSV `board` column (upper case, no spaces/dashes) -> shipped target
+BOARD_TARGETS = {"L4R5": "stm32l4r5", "H7A3": "stm32h7a3", "U575": "stm32u575", "F746": "stm32f746",
+                 "NRF5340": "nrf5340"}
+ALTERNATIVES = [("mac+dw_mac",), ("mac", "dw_mac"), ("mac+dw_mac", "elementwise"),
+                ("mac", "dw_mac", "elementwise"), ("mac", "dw_mac", "per_op")]
+BEGIN, END = "<!-- calibration:begin -->", "<!-- calibration:end -->"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
+
+
+def load_pairs() -> list[dict]:
+    """Group the CSV into (board, stack, round) pairs that map to a shipped target."""
+    with CSV.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        if "fp32" in r["precision"] or r["same_latency_as"].strip():
+            continue
+        key = (r["board"], r["software_stack"], r["round"])
+        groups.setdefault(key, []).append(r)
+    pairs = []
+    for (board, stack, rnd), rs in sorted(groups.items(), key=lambda kv: kv[0]):
+        norm = board.upper().replace(" ", "").replace("-", "")
+        target = next((t for k, t in BOARD_TARGETS.items() if k in norm), None)
+        by_bench = {r["benchmark"]: r for r in rs}
+        if target is None or set(by_bench) != set(MODELS) or len(rs) != len(MODELS):
+            continue
+        meas = [Measurement(MODEL_DIR / f"{MODELS[b]}.tflite", float(by_bench[b]["latency_ms"]) * 1e-3,
+                            float(by_bench[b]["energy_uJ"]) * 1e-6 if by_bench[b]["energy_uJ"] else None, b)
+                for b in MODELS]
+        sources = sorted({r["source_path"] for r in rs})
+        pairs.append({"board": board, "stack": stack, "round": rnd, "target": target,
+                      "name": f"{target}-{_slug(stack)}-{rnd}", "meas": meas, "sources": sources,
+                      "software_raw": rs[0]["software_raw"], "clock_MHz": rs[0]["clock_MHz"]})
+    return pairs
+
+
+def write_profile(pair: dict, params: tuple[str, ...], traces: dict) -> Path:
+    target = load_target(pair["target"])
+    fit_, _ = calibrate(target, pair["meas"], params, traces)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    csv_path = OUT_DIR / f"{pair['name']}.measurements.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["model", "latency_ms", "energy_uJ", "label"])
+        for m in pair["meas"]:
+            w.writerow([f"../../tests/data/mlperf_tiny/{m.model.name}", f"{m.latency_s * 1e3:.6g}",
+                        "" if m.energy_j is None else f"{m.energy_j * 1e6:.6g}", m.label])
+    fitted_on = (f"MLPerf Tiny {pair['round']} closed, {pair['board']} @ {pair['clock_MHz']} MHz, "
+                 f"{pair['stack']} ({pair['software_raw']}); benchmarks ad, ic, kws, vww "
+                 f"(measurements: {csv_path.name}); params {','.join(params)}")
+    sources = {f"mlperf_{i}": s for i, s in enumerate(pair["sources"])}
+    text = profile_yaml(pair["target"], pair["name"], fit_, fitted_on, sources,
+                        description=f"{pair['target']} running {pair['stack']} ({pair['round']}): runtime "
+                                    f"efficiency fitted to MLPerf Tiny latencies")
+    out = OUT_DIR / f"{pair['name']}.yaml"
+    out.write_text(text, encoding="utf-8")
+    load_target(out)  # must load
+    return out
+
+
+def _summary(errs: list[float]) -> tuple[float, float, float]:
+    a = [abs(e) for e in errs]
+    return statistics.median(a), max(a), sum(x <= 0.25 for x in a) / len(a)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="mac,dw_mac", help="parameters to fit (see hwsim calibrate --help)")
+    ap.add_argument("--no-write", action="store_true", help="do not write profiles or VALIDATION.md")
+    args = ap.parse_args(argv)
+    params = tuple(p.strip() for p in args.params.split(",") if p.strip())
+    pairs = load_pairs()
+    traces = {MODEL_DIR / f"{m}.tflite": trace_for(MODEL_DIR / f"{m}.tflite") for m in MODELS.values()}
+    targets = {p["target"]: load_target(p["target"]) for p in pairs}
+
+    lines = [BEGIN, "", "## Calibration: leave-one-benchmark-out latency error", "",
+             "Command: `python scripts/validate_calibration.py` (fits `" + ",".join(params) + "`; profiles in "
+             "`targets/calibrated/`). Data: `/work/shared/calibration/mlperf_tiny_calibration.csv` (closed-division "
+             "MLPerf Tiny results; int8 rows; `same_latency_as` repeats and fp32 variants skipped), one pair per "
+             "(board, software stack, round) whose board maps to a shipped profile. For each pair and benchmark: "
+             "fit on the other three benchmarks, then predict the held-out one with `cost_trace` on the "
+             "calibrated profile (the emulator's shapes-only trace of the MLPerf Tiny .tflite). Error = "
+             "predicted / measured - 1. Energy: static power fitted on the other three where energy was "
+             "measured.", "",
+             "| pair (target, stack, round) | held out | measured ms | predicted ms | error | energy error |",
+             "|---|---|---|---|---|---|"]
+    all_errs: list[float] = []
+    per_pair: list[tuple[str, list[float]]] = []
+    written = []
+    for pair in pairs:
+        cases = leave_one_out(targets[pair["target"]], pair["meas"], params, traces)
+        errs = [c.rel_error for c in cases]
+        all_errs += errs
+        per_pair.append((pair["name"], errs))
+        for c in cases:
+            ee = c.energy_rel_error
+            lines.append(f"| {pair['name']} | {c.label} | {c.measured_s * 1e3:.4g} | {c.predicted_s * 1e3:.4g} | "
+                         f"{c.rel_error:+.1%} | {'' if ee is None else f'{ee:+.1%}'} |")
+        if not args.no_write:
+            written.append(write_profile(pair, params, traces))
+        print(f"{pair['name']}: " + ", ".join(f"{c.label} {c.rel_error:+.1%}" for c in cases), flush=True)
+    med, worst, within = _summary(all_errs)
+    lines += ["", "Per pair (median |error|, worst |error|):", "",
+              "| pair | median | worst |", "|---|---|---|"]
+    for name, errs in per_pair:
+        m, w, _ = _summary(errs)
+        lines.append(f"| {name} | {m:.1%} | {w:.1%} |")
+    lines += ["", f"**All {len(all_errs)} held-out cases ({len(pairs)} pairs): median |error| {med:.1%}, "
+                  f"worst {worst:.1%}, {within:.0%} within ±25 %.** Target was median ≤ 10 %, all within ±25 %: "
+                  + ("met." if med <= 0.10 and worst <= 0.25 else "**not met**."), ""]
+    lines += ["Model choice (same leave-one-out protocol, all pairs):", "",
+              "| fitted parameters | median abs. error | worst | within ±25 % |", "|---|---|---|---|"]
+    for alt in ALTERNATIVES:
+        errs = []
+        for pair in pairs:
+            errs += [c.rel_error for c in leave_one_out(targets[pair["target"]], pair["meas"], alt, traces)]
+        m, w, wi = _summary(errs)
+        lines.append(f"| {','.join(alt)} | {m:.1%} | {w:.1%} | {wi:.0%} |")
+        print(f"alternative {alt}: median {m:.3f} worst {w:.3f}", flush=True)
+    lines += ["", END]
+    block = "\n".join(lines)
+    print(f"median |error| {med:.1%}, worst {worst:.1%}, within ±25 %: {within:.0%}")
+    if not args.no_write:
+        text = VALIDATION.read_text(encoding="utf-8") if VALIDATION.exists() else "# Validation\n\n"
+        if BEGIN in text and END in text:
+            text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+        VALIDATION.write_text(text, encoding="utf-8")
+        print(f"wrote {len(written)} profiles to {OUT_DIR} and {VALIDATION}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,7 +5,7 @@ import pytest
 
 from hwsim.cost.analytic import cost_trace
 from hwsim.trace import TensorInfo, Trace
-from test_cost_model import NO_SPILL, fc_relu_trace, tiny_target
+from test_cost_model import FLASH, NO_SPILL, fc_relu_trace, tiny_target
 
 
 def _layers_trace(n_layers: int = 4) -> Trace:
@@ -110,3 +110,46 @@ def test_identical_steps_extrapolate_like_explicit_simulation():
 def test_des_fallback_handoff_counted():
     d = cost_trace(fc_relu_trace(), tiny_target(npu=True), engine="des", memory=NO_SPILL)
     assert d.des["handoffs_per_step"] == 1
+
+
+# ---- properties on random chains ------------------------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_layer = st.tuples(st.integers(1, 64), st.integers(1, 64), st.integers(0, 4))   # in, out, weight scale
+
+
+def _random_trace(layers) -> Trace:
+    tr = Trace()
+    x = TensorInfo("a0", (1, layers[0][0]), 8, "input", "int8")
+    for i, (_, n_out, wscale) in enumerate(layers):
+        n_in = x.shape[1]
+        w = TensorInfo(f"w{i}", (n_out, n_in * (wscale + 1)), 8, "weight", "int8")
+        y = TensorInfo(f"a{i + 1}", (1, n_out), 8, "activation", "int8")
+        tr.op("fully_connected", f"fc{i}", [x, w], [y], {("mac", "int8"): n_out * n_in})
+        x = y
+    return tr
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_layer, min_size=1, max_size=6))
+def test_des_without_dma_equals_analytic_on_random_chains(layers):
+    tr, target = _random_trace(layers), tiny_target()
+    a = cost_trace(tr, target, memory=NO_SPILL)
+    d = cost_trace(tr, target, engine="des", memory=NO_SPILL)
+    assert d.latency_s == pytest.approx(a.latency_s, rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_layer, min_size=1, max_size=6))
+def test_des_with_dma_respects_resource_lower_bounds(layers):
+    """No schedule beats the busiest resource: the flash port streams every weight byte, the cpu
+    runs every op's overhead and compute; and streaming never costs more than a full serial run."""
+    tr, target = _random_trace(layers), tiny_target(dma=True)
+    d = cost_trace(tr, target, engine="des", memory=NO_SPILL)
+    flash = FLASH["read_bw_Bps"]
+    weight_bytes = sum(t.nbytes for e in tr.ops() for t in e.reads if t.kind == "weight")
+    stream = weight_bytes / flash + len(tr.ops()) * FLASH["latency_s"]
+    cpu_busy = sum(r.overhead_s + r.compute_s for r in d.ops.itertuples())
+    assert d.latency_s >= max(stream, cpu_busy) * (1 - 1e-12)
+    serial = 10e-6 + sum(r.overhead_s + r.compute_s + r.memory_s for r in d.ops.itertuples())
+    assert d.latency_s <= serial * (1 + 1e-12)

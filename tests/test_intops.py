@@ -142,3 +142,39 @@ def test_zero_and_empty_operands():
                       ).tolist() == [[0] * 4] * 2
     assert int_matmul(torch.zeros(2, 0, dtype=torch.int64), torch.zeros(0, 4, dtype=torch.int64)
                       ).tolist() == [[0] * 4] * 2
+
+
+def test_exact_even_if_user_lowered_matmul_precision():
+    g = torch.Generator().manual_seed(4)
+    a = torch.randint(-128, 128, (64, 1024), generator=g, dtype=torch.int8)
+    b = torch.randint(-128, 128, (1024, 32), generator=g, dtype=torch.int8)
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        assert torch.equal(int_matmul(a, b), torch.matmul(a.long(), b.long()))
+        assert torch.get_float32_matmul_precision() == "medium"  # restored
+    finally:
+        torch.set_float32_matmul_precision(old)
+
+
+@pytest.mark.parametrize("groups,k,stride,pad,dil", [(1, 3, 1, 1, 1), (2, 3, 2, 2, 2),
+                                                     (2, 2, 1, 0, 1), (1, 3, 1, "same", 1),
+                                                     (1, 2, 1, "same", 1)])
+def test_off_cpu_gemm_conv_path_on_cpu(groups, k, stride, pad, dil):
+    # The im2col path used on GPUs (cuDNN may choose inexact FFT/Winograd); checked here on CPU.
+    from hwsim.fixedpoint.intops import _conv_via_gemm
+
+    g = torch.Generator().manual_seed(k + groups)
+    x = torch.full((2, 4, 7, 7), -128, dtype=torch.int64)
+    x[1] = torch.randint(-128, 128, (4, 7, 7), generator=g)
+    w = torch.randint(-128, 128, (6, 4 // groups, k, k), generator=g)
+    padding = pad if isinstance(pad, str) else (pad, pad)
+    got = _conv_via_gemm(x, w, groups, dict(stride=(stride, stride), padding=padding,
+                                             dilation=(dil, dil)))
+    if pad == "same":  # reference: explicit asymmetric zero padding, then a valid conv
+        t = dil * (k - 1)
+        xp = np.pad(x.numpy(), ((0, 0), (0, 0), (t // 2, t - t // 2), (t // 2, t - t // 2)))
+        want = np_conv2d(xp, w.numpy(), (1, 1), (0, 0), (dil, dil), groups)
+    else:
+        want = np_conv2d(x.numpy(), w.numpy(), (stride, stride), (pad, pad), (dil, dil), groups)
+    assert np.array_equal(got.numpy(), want)

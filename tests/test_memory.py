@@ -216,3 +216,79 @@ def test_sloppy_events_are_flagged_not_fatal():
     res = analyze(tr, load_target("stm32l4r5"))
     assert any("never" in f for f in res.flags)
     assert res.peak_bytes["sram"] == 500
+
+
+# ---------------------------------------------------------------------------------------------
+# liveness vs a naive event-by-event simulation (independent of the difference-array code)
+
+
+def _naive_peaks(trace, target):
+    """Walk events; before each op, sum the bytes of every live tensor per memory; keep the max."""
+    live = {}
+    peaks = {m: 0 for m in target.memories}
+    for ev in trace.events:
+        kind = type(ev).__name__
+        if kind == "AllocEvent":
+            live.setdefault(ev.tensor.name, ev.tensor)
+        elif kind == "FreeEvent":
+            live.pop(ev.tensor.name, None)
+        else:
+            # tensors an op uses are live during it even if freed right after
+            totals = {m: 0 for m in target.memories}
+            for t in live.values():
+                totals[target.memory_for(t.kind)] += t.nbytes  # 8-bit tensors only: no container effect
+            for m, v in totals.items():
+                peaks[m] = max(peaks[m], v)
+    return peaks
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_peaks_equal_naive_simulation(seed):
+    rng = random.Random(1000 + seed)
+    target = load_target("stm32l4r5")
+    tr = Trace()
+    kinds = ["activation", "weight", "scratch", "gradient", "optimizer", "input"]
+    live = []
+    for i in range(rng.randint(1, 30)):
+        for _ in range(rng.randint(0, 3)):
+            t = TensorInfo(f"t{i}_{len(live)}_{rng.random():.6f}", (rng.randint(1, 500),), 8, rng.choice(kinds), "int8")
+            tr.alloc(t)
+            live.append(t)
+        with tr.phase(rng.choice(["forward", "perturb", "update"])):
+            tr.op("x", f"op{i}", live[:1], live[-1:], {("mac", "int8"): 1})
+        rng.shuffle(live)
+        for _ in range(rng.randint(0, len(live))):
+            tr.free(live.pop())
+    res = analyze(tr, target)
+    naive = _naive_peaks(tr, target)
+    assert res.peak_bytes == naive
+    # the arena can never be smaller than the live bytes it holds
+    assert res.arena_bytes["greedy_tflm"] >= res.arena_bytes["lower_bound"]
+
+
+def test_training_trace_conventions_and_kinds():
+    target = load_target("stm32l4r5")
+    tr = Trace()
+    w = TensorInfo("w", (100,), 8, "param", "int8")
+    m = TensorInfo("m", (100,), 32, "optimizer", "int32")
+    tr.alloc(w)
+    tr.alloc(m)
+    for step in range(2):
+        with tr.step(step):
+            z = TensorInfo(f"z{step}", (100,), 8, "noise", "int8")
+            g = TensorInfo(f"g{step}", (100,), 32, "gradient", "int32")
+            with tr.phase("perturb"):
+                tr.alloc(z)
+                tr.op("rng", "draw", [], [z], {("rng", "int8"): 100})
+            with tr.phase("update"):
+                tr.alloc(g)
+                tr.op("grad", "g", [z, w], [g], {("mac", "int32"): 100})
+                tr.free(z)
+                tr.op("sgd", "upd", [g, m], [w, m], {("elementwise", "int32"): 200})
+                tr.free(g)
+    res = analyze(tr, target)
+    # params (written by the update), optimizer state, noise, gradients: all training_state -> sram
+    assert res.peak_bytes["sram"] == 100 + 400 + 100 + 400
+    assert res.peak_by_kind["sram"] == {"param": 100, "optimizer": 400, "noise": 100, "gradient": 400}
+    assert set(res.timeline["phase"]) == {"perturb", "update"}
+    assert "'sram'" in res.conventions["gradient"] and "'sram'" in res.conventions["optimizer"]

@@ -46,6 +46,14 @@ def emulate(
 ) -> None:
     """Emulate MODEL on the inputs in X.npy and write the outputs to Y.npy."""
     import json
+    import os
+    import sys
+
+    if "numpy" not in sys.modules:
+        # The kernels stream cache-sized slices through many small GEMMs; BLAS worker threads
+        # only add synchronisation there (and fight for the cores), so use one thread.
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
 
     import numpy as np
 

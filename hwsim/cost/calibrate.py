@@ -103,6 +103,7 @@ class Features:
     n_ops: int
     n_inferences: int
     dynamic_energy_j: float    # compute + memory energy (static power excluded)
+    op_names: tuple[str, ...] = ()   # OpEvent.op per row (for diagnostics by operator type)
 
 
 def _with_efficiency(target, compute: dict[str, float], per_op: float = 0.0, per_inf: float = 0.0):
@@ -139,7 +140,7 @@ def features(trace, target, params: Sequence[str], label: str = "") -> Features:
     dyn = float((base.ops["compute_energy_j"] + base.ops["memory_energy_j"]).sum())
     return Features(label, C, K, base.ops["memory_s"].to_numpy(dtype=float),
                     base.ops["overhead_s"].to_numpy(dtype=float), len(events),
-                    n_inferences(events, {}), dyn)
+                    n_inferences(events, {}), dyn, tuple(base.ops["op"]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,12 +10,14 @@ int8 x int8 with K ≤ 1024 is a single float32 GEMM.
 
 Results are int64 and exact whenever the true result fits in int64 (beyond that they wrap modulo
 2^64, like an int64 matmul). Inputs on the ``meta`` device give ``meta`` results (shapes-only mode).
-Requirements: the operands hold integer values (any dtype); float32 matmul precision must be
-"highest" (torch's default) so that CPU/GPU GEMMs do not silently use bf16/TF32.
+Requirements: the operands hold integer values (any dtype; float operands are checked). While a
+kernel runs, float32 matmul precision is forced to "highest" and TF32 is disabled on CUDA, so the
+GEMMs cannot silently use bf16/TF32 (the previous settings are restored afterwards).
 """
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -55,11 +57,26 @@ def _absmax(t: torch.Tensor) -> int:
     return max(-int(lo), int(hi))
 
 
-def _check_precision(device: torch.device) -> None:
-    if torch.get_float32_matmul_precision() != "highest" or (
-            device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32):
-        raise HwsimError("exact integer kernels need float32 matmul precision 'highest' "
-                         "(torch.set_float32_matmul_precision('highest'), allow_tf32=False)")
+@contextlib.contextmanager
+def _exact_float_mode(device: torch.device) -> Iterator[None]:
+    """Force full-precision float GEMM/conv (no bf16 on CPU, no TF32 on CUDA) while inside."""
+    prec = torch.get_float32_matmul_precision()
+    cuda = device.type == "cuda"
+    tf32_mm = torch.backends.cuda.matmul.allow_tf32 if cuda else False
+    tf32_cudnn = torch.backends.cudnn.allow_tf32 if cuda else False
+    try:
+        if prec != "highest":
+            torch.set_float32_matmul_precision("highest")
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        yield
+    finally:
+        if prec != "highest":
+            torch.set_float32_matmul_precision(prec)
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32 = tf32_mm
+            torch.backends.cudnn.allow_tf32 = tf32_cudnn
 
 
 def _is_meta(*ts: torch.Tensor) -> bool:
@@ -125,12 +142,14 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Exact ``a @ b`` (torch.matmul broadcasting) for integer-valued tensors; returns int64."""
     if _is_meta(a, b):
         return torch.matmul(_meta_like(a), _meta_like(b)).to(torch.int64)
-    _check_precision(a.device)
     ma, mb = _absmax(a), _absmax(b)
     if ma == 0 or mb == 0 or a.shape[-1] == 0:
         shape = torch.matmul(_meta_like(a), _meta_like(b)).shape
         return torch.zeros(shape, dtype=torch.int64, device=a.device)
-    return _matmul_exact(a, b, ma, mb)
+    if a.device.type == "cpu" and torch.get_float32_matmul_precision() == "highest":
+        return _matmul_exact(a, b, ma, mb)  # fast path: nothing to switch
+    with _exact_float_mode(a.device):
+        return _matmul_exact(a, b, ma, mb)
 
 
 def int_linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -206,6 +225,29 @@ def _conv_exact(x: torch.Tensor, w: torch.Tensor, mx: int, mw: int, groups: int,
         _conv_exact(x, lo, mx, (1 << bits) - 1, groups, kw))
 
 
+def _conv_via_gemm(x: torch.Tensor, w: torch.Tensor, groups: int, kw: dict) -> torch.Tensor:
+    """im2col + exact GEMM. Used off-CPU, where cuDNN may pick inexact FFT/Winograd algorithms."""
+    (sh, sw), (dh, dw) = kw["stride"], kw["dilation"]
+    o, cg, kh, kwid = w.shape
+    pad = kw["padding"]
+    if isinstance(pad, str):
+        if pad == "valid":
+            pad = (0, 0)
+        else:  # "same" (stride 1): total padding d·(k−1), the extra one at the end
+            th, tw = dh * (kh - 1), dw * (kwid - 1)
+            x = F.pad(x, (tw // 2, tw - tw // 2, th // 2, th - th // 2))
+            pad = (0, 0)
+    n, c, h, wd = x.shape
+    cols = F.unfold(x.to(torch.float64) if x.is_floating_point() else x.to(torch.int64).to(
+        torch.float64), (kh, kwid), dilation=(dh, dw), padding=pad, stride=(sh, sw))
+    oh = (h + 2 * pad[0] - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + 2 * pad[1] - dw * (kwid - 1) - 1) // sw + 1
+    cols = cols.reshape(n, groups, cg * kh * kwid, oh * ow)
+    wm = w.reshape(groups, o // groups, cg * kh * kwid)
+    y = int_matmul(wm, cols)  # (n, groups, o/groups, L)
+    return y.reshape(n, o, oh, ow)
+
+
 def int_conv2d(x: torch.Tensor, w: torch.Tensor, *, stride: IntPair = (1, 1),
                padding: IntPair | str = (0, 0), dilation: IntPair = (1, 1),
                groups: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -217,13 +259,15 @@ def int_conv2d(x: torch.Tensor, w: torch.Tensor, *, stride: IntPair = (1, 1),
     kw = dict(stride=_pair(stride), padding=pad, dilation=_pair(dilation), groups=groups)
     if _is_meta(x, w):
         return F.conv2d(_meta_like(x), _meta_like(w), **kw).to(torch.int64)
-    _check_precision(x.device)
     mx, mw = _absmax(x), _absmax(w)
     if mx == 0 or mw == 0 or w.shape[1] * w.shape[2] * w.shape[3] == 0:
         y = torch.zeros(F.conv2d(_meta_like(x), _meta_like(w), **kw).shape, dtype=torch.int64,
                         device=x.device)
+    elif x.device.type != "cpu":
+        y = _conv_via_gemm(x, w, groups, kw)
     else:
-        y = _conv_exact(x, w, mx, mw, groups, kw)
+        with _exact_float_mode(x.device):
+            y = _conv_exact(x, w, mx, mw, groups, kw)
     if bias is not None:
         y = y + bias.to(torch.int64).reshape(1, -1, 1, 1)
     return y

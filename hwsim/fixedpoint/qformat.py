@@ -228,6 +228,8 @@ def quantize(x: torch.Tensor, fmt: QFormat, rounding: str = "half_away", *,
     if x.device.type == "meta":
         return QTensor(torch.empty(x.shape, dtype=fmt.torch_dtype, device="meta"), fmt)
     xf = x if x.is_floating_point() else x.to(torch.float32)
+    if fmt.bits > 24 and xf.dtype != torch.float64:
+        xf = xf.to(torch.float64)  # float32 cannot hold every code of a wide format
     nd, dt, dev = xf.ndim, xf.dtype, xf.device
     scale = fmt.param_tensor("scale", nd, dt, dev)
     if fmt.offset is not None:

@@ -42,11 +42,15 @@ def round_half_away(x):
     Uses trunc + exact fractional part, so 0.49999999999999994 rounds to 0 (``floor(x+0.5)`` fails).
     """
     if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            return x.clone()
         t = torch.trunc(x)
         frac = x - t
         return t + torch.where(frac >= 0.5, 1.0, 0.0).to(x.dtype) - torch.where(
             frac <= -0.5, 1.0, 0.0).to(x.dtype)
     if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.floating):
+            return x.copy()
         t = np.trunc(x)
         frac = x - t
         return t + (frac >= 0.5).astype(x.dtype) - (frac <= -0.5).astype(x.dtype)

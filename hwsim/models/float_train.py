@@ -6,6 +6,7 @@ can never hand back a model trained on something else.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -17,6 +18,21 @@ import torch.nn.functional as F
 
 #: optional per-batch hook (x, y, model) -> x', e.g. the attack room's PGD adversarial examples
 BatchHook = Callable[[torch.Tensor, torch.Tensor, nn.Module], torch.Tensor]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = 1):
+    """Run small-tensor work on `n` intra-op threads (restored afterwards).
+
+    Why: on a loaded 2-core machine torch's default thread pool makes 64×64 GEMMs ~100× slower
+    than one thread; the models here are far too small to gain from parallelism.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -56,6 +72,20 @@ def train_float(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], epoch
     if use_cache and path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.eval()
+    with torch_threads(1):
+        _fit(model, x, y, epochs=int(epochs), seed=int(seed), lr=lr, batch_size=batch_size,
+             weight_decay=weight_decay, hook=hook)
+    model.eval()
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, path)
+    return model
+
+
+def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, lr: float,
+         batch_size: int, weight_decay: float, hook: BatchHook | None) -> None:
     gen = torch.Generator().manual_seed(int(seed))
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     n = x.shape[0]
@@ -70,13 +100,6 @@ def train_float(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], epoch
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(xb), yb).backward()
             opt.step()
-    model.eval()
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, path)
-    return model
 
 
 @torch.no_grad()

@@ -28,7 +28,8 @@ m computed in float64 as ``(s_in · s_w[c]) / s_out``:
 
 Work counted per op (``OpEvent.work``; formats named): mac int8 for every product; requantization
 2 int32 elementwise + 1 compare per output; bias add 1 int32 elementwise per output; layernorm 7 int32
-elementwise per element + 3 int64 elementwise per row; softmax per score 1 compare (max), 1 lookup
+elementwise per element + 12 int32 elementwise per row (mean/variance divisions and the integer square
+root: 3 double-width operations, each priced as 4 int32 operations — targets price no int64); softmax per score 1 compare (max), 1 lookup
 int8, 3 int32 elementwise (sub, sum, scale) + 1 int32 elementwise (divide); residual add 1 int16
 elementwise + 1 compare per element; GELU 1 lookup int8 per element. Attention scores are computed
 only for j ≤ i in work counts? No: a dense kernel computes all S² scores, and that is what we count.
@@ -466,8 +467,7 @@ class _Builder:
             y, sat = _layernorm(h, self.w[f"{name}.gamma"], self.w[f"{name}.beta"],
                                 cfg.ln_frac_bits)
         self.record("layernorm", name, [hi, self.W(f"{name}.gamma"), self.W(f"{name}.beta")],
-                    [out], {("elementwise", "int32"): 7 * rows * d,
-                            ("elementwise", "int64"): 3 * rows}, sat, layer)
+                    [out], {("elementwise", "int32"): 7 * rows * d + 12 * rows}, sat, layer)
         return y, out
 
     def add(self, name: str, a: torch.Tensor, ai: TensorInfo, b: torch.Tensor, bi: TensorInfo,

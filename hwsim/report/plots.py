@@ -64,7 +64,7 @@ def layer_breakdown(sim, path: Path) -> Path:
     a2.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{sim.name} on {sim.target.name}: per-layer latency and energy ({sim.cost.engine})", fontsize=9)
     fig.subplots_adjust(left=0.22, right=0.98, bottom=0.8 / height, top=1 - 0.45 / height, wspace=0.05)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path
 
@@ -98,7 +98,7 @@ def memory_timeline(sim, path: Path) -> Path:
     ax.legend(fontsize=7)
     ax.set_title(f"{sim.name} on {sim.target.name}: memory over time", fontsize=9)
     fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.92)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path
 
@@ -159,7 +159,7 @@ def roofline(sim, path: Path) -> Path:
     ax.legend(fontsize=6, loc="lower right")
     ax.set_title(f"roofline: {sim.name} on {t.name}", fontsize=9)
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.92)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path
 

@@ -121,30 +121,54 @@ def evaluate_chunk(points: list[Point], ctx: dict) -> list[dict]:
     except Exception as err:  # the whole family fails the same way; record it on every point
         msg = err.render() if isinstance(err, HwsimError) else f"{type(err).__name__}: {err}"
         return [_row(p, status="error", error=msg) for p in points]
+    # Exact reuse: an optimum x* found under budgets C stays optimal under any C' with
+    # totals(x*) ≤ C' ≤ C (the feasible set only shrank and x* is still in it). Visiting the
+    # chunk from the loosest budgets down lets most grid points reuse a neighbour's optimum.
+    order = sorted(points, key=lambda q: tuple(v for _, v in q.budgets), reverse=True)
+    solved: list[tuple[dict[str, float], object]] = []
+    infeasible: list[tuple[dict[str, float], int]] = []   # infeasible at C ⇒ at every C' ≤ C
     warm = None
-    for p in points:
+    for p in order:
         t0 = time.perf_counter()
         budgets = {r: (compression_budget(phi, v) if r == "compression" else v) for r, v in p.budgets}
-        try:
-            a = allocator.solve(budgets, warm_start=warm, diagnostics=ctx.get("diagnostics", False))
-        except InfeasibleBudget as err:
-            rows.append(_row(p, status="infeasible", error=err.message,
-                             solve_s=time.perf_counter() - t0))
+        a = next((a for c, a in solved if _dominates(c, budgets) and _fits(a.totals, budgets)), None)
+        reused = a is not None
+        tighter_than = next((i for c, i in infeasible if _dominates(c, budgets)), None)
+        if tighter_than is not None:
+            rows.append(_row(p, status="infeasible", solve_s=time.perf_counter() - t0,
+                             error=f"infeasible: every budget is at or below point {tighter_than}'s, "
+                                   "which is infeasible"))
             continue
-        except Exception as err:
-            msg = err.render() if isinstance(err, HwsimError) else f"{type(err).__name__}: {err}"
-            rows.append(_row(p, status="error", error=msg, solve_s=time.perf_counter() - t0))
-            continue
-        warm = a.bits
+        if a is None:
+            try:
+                a = allocator.solve(budgets, warm_start=warm, diagnostics=ctx.get("diagnostics", False))
+            except InfeasibleBudget as err:
+                infeasible.append((budgets, p.index))
+                rows.append(_row(p, status="infeasible", error=err.message,
+                                 solve_s=time.perf_counter() - t0))
+                continue
+            except Exception as err:
+                msg = err.render() if isinstance(err, HwsimError) else f"{type(err).__name__}: {err}"
+                rows.append(_row(p, status="error", error=msg, solve_s=time.perf_counter() - t0))
+                continue
+            solved.append((budgets, a))
+            warm = a.bits
         row = _row(p, status="ok", objective=a.objective, solve_s=time.perf_counter() - t0,
-                   bits=[a.bits[n] for n in phi.layers], layers=list(phi.layers),
-                   binding=a.binding)
+                   bits=[a.bits[n] for n in phi.layers], layers=list(phi.layers), reused=reused)
         for r, v in a.totals.items():
             row[f"total_{r}"] = v
-        for r, v in a.slack.items():
-            row[f"slack_{r}"] = v
+        for r, c in budgets.items():
+            row[f"slack_{r}"] = c - a.totals[r]
         rows.append(row)
     return rows
+
+
+def _dominates(loose: dict[str, float], tight: dict[str, float]) -> bool:
+    return all(loose[r] >= c for r, c in tight.items())
+
+
+def _fits(totals: dict[str, float], budgets: dict[str, float]) -> bool:
+    return all(totals[r] <= c for r, c in budgets.items())
 
 
 def _row(p: Point, **extra) -> dict:

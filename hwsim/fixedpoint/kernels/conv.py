@@ -104,12 +104,29 @@ class _ConvBase(Kernel):
         return npconv.conv2d_nhwc(xp, self.w_np, self.out_hw, self.stride, self.dilation, self.mw)
 
     def run(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
+        from hwsim.fixedpoint.kernels.npconv import slice_step
+
         x = inputs[0]
         n = x.shape[0]
         y_spec = self.out()
-        acc = self._accumulate(np.ascontiguousarray(x.reshape((-1,) + x.shape[2:])))
-        yq, sat = self.requant.epilogue(acc, self.offset, y_spec.zp, *self.act, y_spec.dtype)
-        return [yq.reshape((n,) + y_spec.shape)], sat
+        xs = np.ascontiguousarray(x.reshape((-1,) + x.shape[2:]))
+        if self.backend == "intops":
+            acc = self._accumulate(xs)
+            yq, sat = self.requant.epilogue(acc, self.offset, y_spec.zp, *self.act, y_spec.dtype)
+            return [yq.reshape((n,) + y_spec.shape)], sat
+        # numpy: stream slices of the batch through accumulate + epilogue (cache-resident)
+        oh, ow = self.out_hw
+        kh, kw = self.kernel_hw
+        per = oh * ow * (kh * kw * (1 if self.depthwise else xs.shape[3]) + self.w_sum.size)
+        step = slice_step(per)
+        out = np.empty((xs.shape[0], oh, ow, self.w_sum.size), y_spec.dtype)
+        sat = 0
+        for m0 in range(0, xs.shape[0], step):
+            acc = self._accumulate(xs[m0:m0 + step])
+            out[m0:m0 + step], s = self.requant.epilogue(acc, self.offset, y_spec.zp, *self.act,
+                                                         y_spec.dtype)
+            sat += s
+        return [out.reshape((n,) + y_spec.shape)], sat
 
     def work(self) -> dict[tuple[str, str], int]:
         cls = "dw_mac" if self.depthwise else "mac"

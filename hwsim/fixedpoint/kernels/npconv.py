@@ -15,6 +15,13 @@ import numpy as np
 _F32_EXACT = 2 ** 24
 #: keep an im2col buffer around this size (bytes) by processing the batch in slices
 _COL_BYTES = 32 * 2 ** 20
+#: samples per slice when the caller streams the batch through conv + epilogue (cache-sized)
+_SLICE_BYTES = 2 * 2 ** 20
+
+
+def slice_step(per_sample_elems: int) -> int:
+    """How many samples per slice keep a float32 working set of ~_SLICE_BYTES."""
+    return max(1, _SLICE_BYTES // max(1, 4 * per_sample_elems))
 
 
 def _absmax(a: np.ndarray) -> int:

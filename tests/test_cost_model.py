@@ -206,3 +206,36 @@ def test_real_profile_first_conv_of_resnet8_by_hand():
                   for m, (r, w) in by_level.items())
     energy += t.power.static_W * (max(compute, memory) + overhead)
     assert row["energy_j"] == pytest.approx(energy, rel=1e-12)
+
+
+def test_spill_with_real_memory_analysis(tmp_path):
+    """VWW needs ~100 KiB of arena; a synthetic 32 KiB-SRAM variant with a DRAM behind it spills."""
+    from pathlib import Path
+
+    from hwsim.cost.simulation import simulate_trace
+    from hwsim.emulator import Emulator
+    from hwsim.target import load_target
+
+    (tmp_path / "l4r5-small-sram.yaml").write_text(
+        "name: l4r5-small-sram\nextends: stm32l4r5\n"
+        "memories:\n"
+        "  sram: {kind: sram, capacity: {value: 32 KiB, source: 'synthetic test variant'}}\n"
+        "  dram:\n    kind: dram\n    source: 'synthetic test variant'\n    capacity: 8 MiB\n"
+        "    read_bw: 50 MB/s\n    write_bw: 50 MB/s\n    latency: 100 ns\n"
+        "    read_energy: 100 pJ/B\n    write_energy: 100 pJ/B\n")
+    t = load_target(tmp_path / "l4r5-small-sram.yaml")
+    model = Path(__file__).parent / "data" / "mlperf_tiny" / "vww_96_int8.tflite"
+    trace = Emulator.from_tflite(model).trace_only()
+    sim = simulate_trace(trace, t)
+    need = sim.memory.required_bytes["sram"]
+    assert need > 32 * 1024
+    (spill,) = sim.cost.spills
+    assert spill.level == "sram" and spill.dest == "dram" and spill.overflow_bytes == need - 32 * 1024
+    assert sim.cost.ops["bytes_dram"].sum() > 0
+    # activation traffic splits in the spill ratio: dram share = overflow / need
+    row = sim.cost.ops.iloc[0]
+    assert row["bytes_dram"] / (row["bytes_dram"] + row["bytes_sram"]) == pytest.approx(spill.overflow_bytes / need)
+    assert any(f["kind"] == "spill" for f in sim.cost.flags)
+    caps = {v.budget: v for v in sim.verdicts}
+    assert caps["sram (capacity)"].value == 32 * 1024 and caps["sram (capacity)"].passed
+    assert caps["dram (capacity)"].value == spill.overflow_bytes

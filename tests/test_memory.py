@@ -292,3 +292,13 @@ def test_training_trace_conventions_and_kinds():
     assert res.peak_by_kind["sram"] == {"param": 100, "optimizer": 400, "noise": 100, "gradient": 400}
     assert set(res.timeline["phase"]) == {"perturb", "update"}
     assert "'sram'" in res.conventions["gradient"] and "'sram'" in res.conventions["optimizer"]
+
+
+def test_timeline_plot_is_written(tmp_path):
+    from hwsim.memory.plot import plot_timeline
+
+    res = analyze(_chain_trace(), load_target("stm32l4r5"))
+    fig = plot_timeline(res, tmp_path / "mem.png")
+    assert (tmp_path / "mem.png").stat().st_size > 1000
+    ax = fig.axes[0]
+    assert list(ax.lines[0].get_ydata()) == [400, 500, 250]

@@ -108,7 +108,7 @@ class IntNet:
         net = cls(layers, groups, in_scale, in_bits=8)
         net.meta["numel"] = {k: int(v.numel()) for k, v in codes.items()}
         net.meta["shape"] = {k: tuple(v.shape) for k, v in codes.items()}
-        net._init_codes = codes
+        net._init_codes = {k: v.clone() for k, v in codes.items()}
         net._calibrate(calib_x, act_bits, act_margin, logit_margin)
         return net
 

@@ -15,7 +15,10 @@ LEVEL_ORDER = ("tcm", "cache", "sram", "dram", "hbm", "flash")
 
 @dataclass(frozen=True)
 class Spill:
-    """`level` overflows by `overflow_bytes`; that share of its runtime traffic moves to `dest`."""
+    """`level` overflows by `overflow_bytes`; that share of its runtime traffic moves to `dest`.
+
+    `peak_bytes` is what the level must hold (MemoryResult.required_bytes: arena + other tensors).
+    """
 
     level: str
     dest: str | None
@@ -33,7 +36,7 @@ class Spill:
     def message(self) -> str:
         where = f"spills {self.overflow_bytes} B ({self.fraction:.0%} of its runtime traffic) to {self.dest}" \
             if self.dest else "has no writable level to spill to; it does not fit"
-        return f"{self.level} peak {self.peak_bytes} B > capacity {self.capacity_bytes} B: {where}"
+        return f"{self.level} needs {self.peak_bytes} B > capacity {self.capacity_bytes} B: {where}"
 
 
 def _runtime_levels(target) -> set[str]:

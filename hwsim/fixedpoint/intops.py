@@ -79,6 +79,31 @@ def _exact_float_mode(device: torch.device) -> Iterator[None]:
             torch.backends.cudnn.allow_tf32 = tf32_cudnn
 
 
+#: torch runs elementwise kernels on ≤ this many elements inline (no parallel region).
+_INLINE_ELEMS = 32768
+
+
+def _convert(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t.to(dtype)`` in inline-sized pieces on CPU.
+
+    Why: a dtype conversion is ~1 % of a GEMM's work, but as a parallel region it pays a thread
+    barrier; on a busy machine (threads descheduled) that barrier cost as much as half the GEMM.
+    Converting in pieces below torch's parallel grain size keeps it on the calling thread.
+    """
+    n = t.numel()
+    if n <= _INLINE_ELEMS or t.device.type != "cpu" or t.dtype == dtype:
+        return t.to(dtype)
+    if t.dim() == 2 and not t.is_contiguous() and t.t().is_contiguous():
+        return _convert(t.t(), dtype).t()  # transposed weights: convert the stored layout
+    if not t.is_contiguous():
+        return t.to(dtype)
+    out = torch.empty(t.shape, dtype=dtype)
+    src, dst = t.reshape(-1), out.view(-1)
+    for i in range(0, n, _INLINE_ELEMS):
+        dst[i:i + _INLINE_ELEMS].copy_(src[i:i + _INLINE_ELEMS])
+    return out
+
+
 def _is_meta(*ts: torch.Tensor) -> bool:
     return any(t.device.type == "meta" for t in ts)
 
@@ -97,7 +122,7 @@ def _chunked_matmul(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, chunk:
     """Σ over K-chunks of exact float GEMMs; sums in float64 while exact, else int64."""
     k = a.shape[-1]
     if chunk >= k:
-        return torch.matmul(a.to(dtype), b.to(dtype)).to(torch.int64)
+        return _convert(torch.matmul(_convert(a, dtype), _convert(b, dtype)), torch.int64)
     acc_float = total_bound <= _F64_EXACT
     acc: torch.Tensor | None = None
     for k0 in range(0, k, chunk):
@@ -121,7 +146,8 @@ def _matmul_exact(a: torch.Tensor, b: torch.Tensor, ma: int, mb: int) -> torch.T
     k = a.shape[-1]
     p = ma * mb
     if p * k <= _F32_EXACT:
-        return torch.matmul(a.to(torch.float32), b.to(torch.float32)).to(torch.int64)
+        return _convert(torch.matmul(_convert(a, torch.float32), _convert(b, torch.float32)),
+                        torch.int64)
     if p <= _F32_EXACT and _F32_EXACT // p >= _MIN_F32_CHUNK:
         return _chunked_matmul(a, b, torch.float32, _F32_EXACT // p, p * k)
     if p <= _F64_EXACT and _F64_EXACT // p >= min(k, _MIN_F64_CHUNK):

@@ -13,6 +13,16 @@ from hwsim.algorithms.attack_qmodel import IntegerClassifier, quantize_multiplie
 from hwsim.errors import WorkloadError
 from hwsim.workloads import get_runner
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny matrices: one intra-op thread is ~40x faster than two on a busy 2-core box (measured)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 # ---- pure-Python integer reference -------------------------------------------------------------
 
 
@@ -112,17 +122,25 @@ def test_runner_quick_table_and_trace(tmp_path):
                                                                      ("digits", 4, "signhunter")]
     cols = [f"{m}_{e}" for m in ("natural", "adversarial")
             for e in ("fp", "quant_model", "post_quant", "zoqo")]
+    counted = {(c["model"], c["method"], c["env"]): c["successes"] + c["failures"] for c in run.metrics["cells"]}
     for r in rows:
         for c in cols:
-            assert 0.0 <= r[c] <= 1.0
+            model, env = c.split("_", 1)
+            if counted[(model, r["method"], env)] == 0:     # no image correct at the start: rate undefined
+                assert math.isnan(r[c]) and model == "adversarial"   # (the 1-epoch quick robust model)
+            else:
+                assert 0.0 <= r[c] <= 1.0
     with open(run.artifacts["table_csv"]) as fh:
         header = next(csv.reader(fh))
     assert header == ["dataset", "bits", "method"] + cols
     md = run.artifacts["table_md"].read_text()
     assert "nat. ZOQO" in md and "adv. Quant. Model" in md and md.count("\n") == 4
-    # every cell's counts add up to the examples correctly classified at the start (≤ 8)
+    # every cell's counts add up to the examples correctly classified at the start (≤ 8); the
+    # natural model classifies most of them correctly
     for cell in run.metrics["cells"]:
-        assert 0 < cell["successes"] + cell["failures"] <= 8
+        assert 0 <= cell["successes"] + cell["failures"] <= 8
+        if cell["model"] == "natural":
+            assert cell["successes"] + cell["failures"] >= 5
     # the trace of one ZOQO query: integer-only perturbation and forward, FP only in the loss
     trace = run.trace
     fl = trace.float_ops_by_phase()

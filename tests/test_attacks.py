@@ -20,6 +20,16 @@ from hwsim.errors import WorkloadError
 # ---- SignHunter schedule vs the §2.2 pseudo-code -------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny matrices: one intra-op thread is ~40x faster than two on a busy 2-core box (measured)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+
 def reference_signhunter(x0: list[float], eps: float, loss, steps: int, lb: float, ub: float):
     """§2.2 pseudo-code, literally, for one example. Returns (iterates, signs, charges)."""
     n = len(x0)

@@ -12,6 +12,7 @@ import random
 import pytest
 
 from hwsim.memory import Request, analyze, best_fit, check_plan, greedy_tflm, lower_bound
+from hwsim.memory.planners import optimal
 from hwsim.memory.liveness import storage_bytes
 from hwsim.target import load_target
 from hwsim.trace import TensorInfo, Trace
@@ -108,6 +109,9 @@ def test_planners_valid_and_bounded_by_brute_force(seed):
         _independent_overlap_check(reqs, plan)
         assert check_plan(reqs, plan) == []
     assert lb <= opt <= b.arena_bytes <= g.arena_bytes
+    exact = optimal(reqs, 16)
+    _independent_overlap_check(reqs, exact)
+    assert exact.arena_bytes == opt
 
 
 def test_best_fit_beats_greedy_where_size_order_fragments():
@@ -118,6 +122,17 @@ def test_best_fit_beats_greedy_where_size_order_fragments():
     assert opt == 96
     assert greedy_tflm(reqs, 16).arena_bytes == 112
     assert best_fit(reqs, 16).arena_bytes == opt
+
+
+def test_optimal_planner_beats_heuristics_where_they_fall_short():
+    # found by brute-force search over random instances
+    reqs = _reqs([(16, 4, 6), (128, 5, 5), (64, 2, 4), (64, 2, 2), (16, 1, 4)])
+    opt = _brute_force_optimum(reqs)
+    assert opt == 144
+    assert best_fit(reqs, 16).arena_bytes > opt
+    plan = optimal(reqs, 16)
+    assert plan.arena_bytes == opt and plan.note == "MILP optimal"
+    _independent_overlap_check(reqs, plan)
 
 
 def test_check_plan_catches_overlap():
@@ -302,3 +317,16 @@ def test_timeline_plot_is_written(tmp_path):
     assert (tmp_path / "mem.png").stat().st_size > 1000
     ax = fig.axes[0]
     assert list(ax.lines[0].get_ydata()) == [400, 500, 250]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_best_fit_never_worse_than_tflm_greedy_with_ties(seed):
+    # many equal sizes: tie-breaking must not let the portfolio lose to TFLM's order
+    rng = random.Random(500 + seed)
+    reqs = []
+    for i in range(rng.randint(5, 25)):
+        f = rng.randint(0, 12)
+        reqs.append(Request(f"t{i}", rng.choice([32, 64, 64, 128]), f, f + rng.randint(0, 4), i))
+    g, b = greedy_tflm(reqs, 16), best_fit(reqs, 16)
+    assert check_plan(reqs, b) == [] and check_plan(reqs, g) == []
+    assert lower_bound(reqs, 16) <= b.arena_bytes <= g.arena_bytes

@@ -224,3 +224,27 @@ def test_bad_inputs_raise():
     cfg = OPTConfig.tiny()
     with pytest.raises(HwsimError):
         opt_forward(cfg, Trace(), {"embed_tokens": None})
+
+
+def test_narrow_accumulator_saturations_reach_the_trace():
+    from hwsim.fixedpoint.accumulate import AccumulatorOverflow
+
+    cfg = OPTConfig.tiny(acc_bits=12, acc_policy="saturate")
+    w = opt_random_weights(cfg, 0)
+    t = Trace()
+    out = opt_forward(cfg, t, w)
+    per_op = sum(e.saturations for e in t.ops())
+    assert per_op == out.saturations > 0
+    with pytest.raises(AccumulatorOverflow):
+        opt_forward(OPTConfig.tiny(acc_bits=12, acc_policy="raise"), Trace(), w)
+
+
+def test_residual_saturations_counted_once():
+    from hwsim.models.opt import ActScales
+
+    cfg = OPTConfig.tiny(scales=ActScales(res=2.0 ** -14))  # embeddings overflow int16
+    t = Trace()
+    out = opt_forward(cfg, t, opt_random_weights(cfg, 1))
+    embed = [e for e in t.ops() if e.op == "embedding"][0]
+    assert embed.saturations > 0
+    assert sum(e.saturations for e in t.ops()) == out.saturations

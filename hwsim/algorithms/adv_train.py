@@ -5,12 +5,11 @@ challenge models). Those checkpoints cannot be downloaded at run time, so we tra
 model ourselves: ℓ∞ PGD with a uniform random start in the ε-ball, `steps` signed-gradient steps
 of `step_size`, projection onto the ball and [lb, ub]; the model is trained on the adversarial
 points only (Madry's objective). Seeded and cached on disk by a hash of (model architecture,
-initial weights, data, hyper-parameters), so the attack tables are reproducible and cheap to rerun.
+initial weights, data, hyper-parameters) — through `hwsim.models.float_train.train_float` with a
+PGD batch hook — so the attack tables are reproducible and cheap to rerun.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -65,62 +64,27 @@ def pgd_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
     return xa.detach()
 
 
-def _cache_key(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig, tag: str) -> str:
-    h = hashlib.sha256()
-    h.update(repr(model).encode())
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
-    h.update(buf.getvalue())
-    h.update(x.detach().cpu().numpy().tobytes())
-    h.update(y.detach().cpu().numpy().tobytes())
-    h.update(json.dumps(asdict(cfg), sort_keys=True).encode())
-    h.update(tag.encode())
-    return h.hexdigest()[:16]
-
-
 def train_adversarial(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], cfg: PGDConfig, *,
-                      cache_dir: str | Path | None = None, tag: str = "", progress: bool = False
-                      ) -> nn.Module:
+                      cache_dir: str | Path | None = None, tag: str = "") -> nn.Module:
     """Train `model` in place with PGD adversarial training; reuse a cached result when present.
 
-    `model` should hold its (seeded) initial or naturally pre-trained weights: they are part of the
-    cache key. Returns the model in eval mode.
+    The training loop, seeding and cache are `hwsim.models.float_train.train_float` (Adam, CE);
+    PGD enters as its per-batch hook, and the hook's name carries every PGD hyper-parameter so
+    the cache key changes with them. `model` holds its seeded initial weights (part of the key).
     """
+    from hwsim.models.float_train import train_float
     x, y = data
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise WorkloadError(f"adversarial training data: {x.shape[0]} inputs vs {y.shape[0]} labels")
-    path = None
-    if cache_dir is not None:
-        key = _cache_key(model, x, y, cfg, tag)
-        path = Path(cache_dir) / f"adv_pgd_{key}.pt"
-        if path.exists():
-            model.load_state_dict(torch.load(path, map_location="cpu"))
-            return model.eval()
-    torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    n = x.shape[0]
-    epochs = range(cfg.epochs)
-    if progress:
-        from tqdm import tqdm
-        epochs = tqdm(epochs, desc="PGD adversarial training", leave=False)
-    for _ in epochs:
-        order = torch.randperm(n, generator=gen)
-        for start in range(0, n, cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            xa = pgd_attack(model, x[idx], y[idx], eps=cfg.eps, steps=cfg.steps, step_size=cfg.alpha,
-                            lb=cfg.lb, ub=cfg.ub, random_start=cfg.random_start, gen=gen)
-            model.train()
-            opt.zero_grad()
-            F.cross_entropy(model(xa), y[idx]).backward()
-            opt.step()
-    model.eval()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
-    return model
+
+    def pgd_hook(xb: torch.Tensor, yb: torch.Tensor, m: nn.Module) -> torch.Tensor:
+        return pgd_attack(m, xb, yb, eps=cfg.eps, steps=cfg.steps, step_size=cfg.alpha, lb=cfg.lb,
+                          ub=cfg.ub, random_start=cfg.random_start, gen=gen)
+
+    name = "pgd-madry:" + json.dumps(asdict(cfg), sort_keys=True) + tag
+    return train_float(model, (x, y), epochs=cfg.epochs, seed=cfg.seed, cache_dir=cache_dir, lr=cfg.lr,
+                       batch_size=cfg.batch_size, hook=pgd_hook, hook_name=name).eval()
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig,

@@ -8,7 +8,7 @@ code perturbation + projection, the integer forward of the b-bit model, the FP l
 
 Spec keys (all optional except `algorithm`), defaults in brackets:
   dataset [digits] | mnist | cifar10;  data_path [null] (local files for mnist/cifar10)
-  model [dataset default: digits→mlp, mnist/cifar10→cnn]
+  model [dataset default: digits→mlp, mnist/cifar10→cnn];  model_args [{}] (e.g. {hidden: [64]})
   bits [[8, 4]];  methods [[randsign, signhunter, simple]];  models [[natural, adversarial]]
   environments [[fp, quant_model, post_quant, zoqo]]
   examples [100] (first N test images);  max_loss_queries [10000];  seed [0]
@@ -17,7 +17,7 @@ Spec keys (all optional except `algorithm`), defaults in brackets:
   pq_attack_model [quant] | fp               (which model the Post-Quant. FP attack queries)
   input_bits [null → max(b, 8)]              (the integer model's input quantizer)
   simple_query_count [emulator] | repo;  project_fp_queries [false] (repo: FP queries unprojected)
-  train_epochs [30];  adv_train: {eps, steps [10], step_size, epochs [40], lr, batch_size, seed}
+  train_epochs [30];  train_lr [0.01];  adv_train: {eps, steps [10], step_size, epochs [40], lr, batch_size, seed}
   cache_dir [$HWSIM_CACHE or ~/.cache/hwsim]/attacks
   threads [1] (torch intra-op threads while the runner works; "auto" leaves torch's setting)
   quick: {examples [16], max_loss_queries [300], adv_epochs [3], train_epochs [10]}
@@ -48,7 +48,8 @@ KNOWN_KEYS = {
     "name", "algorithm", "description", "dataset", "data_path", "model", "bits", "methods", "models",
     "environments", "examples", "max_loss_queries", "seed", "eps", "eps_adv", "delta", "small_eps_rule",
     "pq_attack_model", "input_bits", "simple_query_count", "project_fp_queries", "train_epochs",
-    "adv_train", "cache_dir", "quick", "repeat", "target", "budgets", "threads",
+    "adv_train", "cache_dir", "quick", "repeat", "target", "budgets", "threads", "model_args",
+    "train_lr",
 }
 QUICK_DEFAULTS = {"examples": 16, "max_loss_queries": 300, "adv_epochs": 3, "train_epochs": 10}
 
@@ -173,7 +174,8 @@ def _run(spec: dict, options: dict) -> WorkloadRun:
     progress = bool(options.get("progress", not quick))
 
     setup = prepare(dataset, path=spec.get("data_path"), model_kind=spec.get("model"), which=kinds,
-                    epochs=train_epochs, pgd=pgd, seed=seed, cache_dir=cache_dir, progress=progress)
+                    epochs=train_epochs, pgd=pgd, seed=seed, cache_dir=cache_dir,
+                    model_args=spec.get("model_args"), lr=float(spec.get("train_lr", 1e-2)))
     x_all, y_all = setup.x_test[:examples], setup.y_test[:examples]
     base = dict(max_loss_queries=max_q, seed=seed,
                 simple_query_count=spec.get("simple_query_count", "emulator"),

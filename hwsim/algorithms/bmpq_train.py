@@ -124,7 +124,20 @@ def _accuracy(net: QNet, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> 
 def train_bmpq(net: QNet, data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
                cfg: BmpqConfig, allocate: Callable[[dict[str, float]], Any], *,
                progress: bool = True) -> BmpqResult:
-    """Train `net` with BMPQ. `allocate(enbg) -> Allocation` solves the ILP for new widths."""
+    """Train `net` with BMPQ. `allocate(enbg) -> Allocation` solves the ILP for new widths.
+
+    Runs torch single-threaded: the tensors are tiny, and intra-op threads only contend on a
+    shared CPU (measured: several times more CPU time with 2 threads on a busy 2-core machine).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(net, data, cfg, allocate, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(net: QNet, data, cfg: BmpqConfig, allocate, progress: bool) -> BmpqResult:
     x_tr, y_tr, x_te, y_te = data
     torch.manual_seed(cfg.seed)
     fixed = {s.name: s.fixed_bits for s in net.model_spec.layers if s.fixed_bits}

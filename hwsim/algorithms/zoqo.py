@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from hwsim.algorithms.zoqo_forward import IntNet, quantize_input
 from hwsim.algorithms.zoqo_loss import LOSSES, LutLoss, float_ce
-from hwsim.algorithms.zoqo_noise import cdf_table, noise_steps, sample_steps, uniform32
+from hwsim.algorithms.zoqo_noise import cdf_table, counter_base, noise_steps, uniform32
 from hwsim.errors import WorkloadError
 from hwsim.quant import QGroup, code_dtype, make_group
 from hwsim.trace import TensorInfo, Trace
@@ -88,14 +88,41 @@ class ZOQOTrainer:
             self.state[name] = GroupState(i, g, g.steps(cfg.lr), k, cdf_table(k, sigma, cfg.noise),
                                           int(math.ceil(math.log2(2 * k + 1))))
         self.net = IntNet.from_float(model, self.groups, self.codes, calib_x, act_bits=cfg.act_bits)
+        # one flat code buffer (views per group): a step is then a handful of vector ops
+        self.slices: dict[str, slice] = {}
+        off = 0
+        for name, c in self.codes.items():
+            self.slices[name] = slice(off, off + c.numel())
+            off += c.numel()
+        self.shapes = {n: tuple(c.shape) for n, c in self.codes.items()}
+        dtype = code_dtype(max(g.bits for g in self.groups.values()))
+        self.flat = torch.cat([c.reshape(-1).to(dtype) for c in self.codes.values()])
+        self.qmax_vec = torch.cat([torch.full((c.numel(),), self.groups[n].qmax, dtype=torch.int32)
+                                   for n, c in self.codes.items()]).to(self._wide)
+        self.m_vec = torch.cat([torch.full((c.numel(),), self.state[n].m, dtype=torch.int32)
+                                for n, c in self.codes.items()]).to(self._wide)
+        self.base = counter_base(off)
+        self.codes = self._views(self.flat)
         self.lut = LutLoss.build(self.net.logit_scale) if cfg.loss == "lut" else None
         self.step_index = 0
 
     # ---- pieces of a step ------------------------------------------------------------------
-    def _noise(self, name: str, st: GroupState, step: int) -> torch.Tensor:
-        c = self.codes[name]
-        r = uniform32(self.cfg.seed, step, st.index, c.numel())
-        return sample_steps(st.table, r, st.k).view(c.shape)
+    @property
+    def _wide(self) -> torch.dtype:
+        """Arithmetic dtype for codes ± steps (int16 holds −k..2^b−1+k for b ≤ 8)."""
+        return torch.int16 if max(g.bits for g in self.groups.values()) <= 8 else torch.int32
+
+    def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {n: flat[sl].view(self.shapes[n]) for n, sl in self.slices.items()}
+
+    def _noise_flat(self, step: int) -> torch.Tensor:
+        """j for every code of every group: one PRNG pass, one inverse-CDF search per group."""
+        r = uniform32(self.cfg.seed, step, 0, self.base.numel(), self.base)
+        j = torch.empty(r.shape, dtype=self._wide)
+        for name, st in self.state.items():
+            sl = self.slices[name]
+            j[sl] = torch.searchsorted(st.table, r[sl], right=True) - st.k
+        return j
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor, trace: Trace | None, tag: str):
         if self.lut is not None:
@@ -107,23 +134,21 @@ class ZOQOTrainer:
         cfg, t = self.cfg, self.step_index
         if trace is not None:
             self._emit_params(trace, xq)
-        noise, plus, minus = {}, {}, {}
         ctx = trace.phase("perturb") if trace is not None else _null()
         with ctx:
-            for name, st in self.state.items():
-                j = self._noise(name, st, t)
-                c = self.codes[name]
-                wide = c.to(torch.int16) if c.dtype == torch.uint8 else c
-                p, m = wide + j, wide - j
-                if cfg.clamp_perturbed:
-                    p, m = p.clamp_(0, st.group.qmax), m.clamp_(0, st.group.qmax)
-                if c.dtype == torch.uint8 and cfg.clamp_perturbed:
-                    p, m = p.to(torch.uint8), m.to(torch.uint8)
-                plus[name], minus[name] = p, m
-                if not cfg.regenerate_noise:
-                    noise[name] = j
-                if trace is not None:
-                    self._emit_perturb(trace, name, st, c)
+            j = self._noise_flat(t)
+            wide = self.flat.to(self._wide)
+            p, m = wide + j, wide - j
+            if cfg.clamp_perturbed:
+                p = torch.minimum(p.clamp_(min=0), self.qmax_vec, out=p)
+                m = torch.minimum(m.clamp_(min=0), self.qmax_vec, out=m)
+                p, m = p.to(self.flat.dtype), m.to(self.flat.dtype)
+            plus, minus = self._views(p), self._views(m)
+            if trace is not None:
+                for name, st in self.state.items():
+                    self._emit_perturb(trace, name, st, self.codes[name])
+            if cfg.regenerate_noise:
+                del j
         losses = []
         for tag, cs in (("+", plus), ("-", minus)):
             ctx = trace.phase("forward_plus" if tag == "+" else "forward_minus") if trace is not None else _null()
@@ -150,16 +175,16 @@ class ZOQOTrainer:
                 trace.free(lj)
         ctx = trace.phase("update") if trace is not None else _null()
         with ctx:
-            for name, st in self.state.items():
-                if sigma == 0:
-                    break
-                j = noise[name] if not cfg.regenerate_noise else self._noise(name, st, t)
-                c = self.codes[name]
-                delta = torch.sign(j).to(torch.int16) * (st.m * sigma)
-                wide = c.to(torch.int16) if c.dtype == torch.uint8 else c
-                self.codes[name] = (wide - delta).clamp_(0, st.group.qmax).to(c.dtype)
-                if trace is not None:
-                    self._emit_update(trace, name, st, c)
+            if sigma != 0:
+                if cfg.regenerate_noise:
+                    j = self._noise_flat(t)
+                wide = self.flat.to(self._wide)
+                wide -= torch.sign(j) * self.m_vec * sigma
+                self.flat = torch.minimum(wide.clamp_(min=0), self.qmax_vec, out=wide).to(self.flat.dtype)
+                self.codes = self._views(self.flat)
+            if trace is not None:
+                for name, st in self.state.items():
+                    self._emit_update(trace, name, st, self.codes[name])
             if trace is not None:
                 for name, st in self.state.items():
                     if not cfg.regenerate_noise:

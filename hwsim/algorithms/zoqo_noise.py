@@ -84,11 +84,21 @@ def stream_keys(seed: int, step: int, group: int) -> tuple[int, int]:
     return k1, k2
 
 
-def uniform32(seed: int, step: int, group: int, n: int) -> torch.Tensor:
-    """n uint32 draws (int64 tensor) of stream (seed, step, group); counter i = 0..n−1."""
-    k1, k2 = stream_keys(seed, step, group)
-    ctr = torch.arange(n, dtype=torch.int64)
-    return hash32((hash32(ctr ^ k1) + k2) & MASK32)
+def counter_base(n: int, offset: int = 0) -> torch.Tensor:
+    """H(i) for counters i = offset..offset+n−1 — step-independent, so it is computed once."""
+    return hash32(torch.arange(offset, offset + n, dtype=torch.int64) & MASK32)
+
+
+def uniform32(seed: int, step: int, group: int, n: int, base: torch.Tensor | None = None) -> torch.Tensor:
+    """n uint32 draws (int64 tensor) of stream (seed, step, group): r_i = H(H(i) ⊕ k1(seed, step, group)).
+
+    H is a bijection on 32-bit words, so draws of one stream are pairwise distinct words mapped
+    through a second mixing round; `base` = counter_base(n) may be passed in to skip the first round.
+    """
+    k1, _ = stream_keys(seed, step, group)
+    if base is None:
+        base = counter_base(n)
+    return hash32(base ^ k1)
 
 
 def sample_steps(table: torch.Tensor, r: torch.Tensor, k: int) -> torch.Tensor:

@@ -121,17 +121,17 @@ def _chunked_matmul(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, chunk:
                     total_bound: int) -> torch.Tensor:
     """Σ over K-chunks of exact float GEMMs; sums in float64 while exact, else int64."""
     k = a.shape[-1]
+    af, bf = _convert(a, dtype), _convert(b, dtype)
     if chunk >= k:
-        return _convert(torch.matmul(_convert(a, dtype), _convert(b, dtype)), torch.int64)
-    acc_float = total_bound <= _F64_EXACT
+        return _convert(torch.matmul(af, bf), torch.int64)
+    acc_type = torch.float64 if total_bound <= _F64_EXACT else torch.int64
     acc: torch.Tensor | None = None
     for k0 in range(0, k, chunk):
-        ac, bc = _narrow_k(a, b, k0, min(chunk, k - k0))
-        part = torch.matmul(ac.to(dtype), bc.to(dtype))
-        part = part.to(torch.float64) if acc_float else part.to(torch.int64)
+        ac, bc = _narrow_k(af, bf, k0, min(chunk, k - k0))
+        part = _convert(torch.matmul(ac, bc), acc_type)
         acc = part if acc is None else acc.add_(part)
     assert acc is not None
-    return acc.to(torch.int64) if acc_float else acc
+    return _convert(acc, torch.int64)
 
 
 def _split_limbs(t: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,8 +146,7 @@ def _matmul_exact(a: torch.Tensor, b: torch.Tensor, ma: int, mb: int) -> torch.T
     k = a.shape[-1]
     p = ma * mb
     if p * k <= _F32_EXACT:
-        return _convert(torch.matmul(_convert(a, torch.float32), _convert(b, torch.float32)),
-                        torch.int64)
+        return _chunked_matmul(a, b, torch.float32, k, p * k)
     if p <= _F32_EXACT and _F32_EXACT // p >= _MIN_F32_CHUNK:
         return _chunked_matmul(a, b, torch.float32, _F32_EXACT // p, p * k)
     if p <= _F64_EXACT and _F64_EXACT // p >= min(k, _MIN_F64_CHUNK):
@@ -211,17 +210,17 @@ def _conv_chunked(x: torch.Tensor, w: torch.Tensor, groups: int, kw: dict, dtype
                   chunk: int, total_bound: int) -> torch.Tensor:
     """Σ over input-channel chunks of exact float convs; sums in float64 while exact, else int64."""
     cg = w.shape[1]
+    xf, wf = _convert(x, dtype), _convert(w, dtype)
     if chunk >= cg:
-        return F.conv2d(x.to(dtype), w.to(dtype), **kw).to(torch.int64)
-    acc_float = total_bound <= _F64_EXACT
+        return _convert(F.conv2d(xf, wf, **kw), torch.int64)
+    acc_type = torch.float64 if total_bound <= _F64_EXACT else torch.int64
     acc: torch.Tensor | None = None
     for c0 in range(0, cg, chunk):
-        xs, ws = _channel_slice(x, w, groups, c0, min(chunk, cg - c0))
-        part = F.conv2d(xs.to(dtype), ws.to(dtype), **kw)
-        part = part.to(torch.float64) if acc_float else part.to(torch.int64)
+        xs, ws = _channel_slice(xf, wf, groups, c0, min(chunk, cg - c0))
+        part = _convert(F.conv2d(xs, ws, **kw), acc_type)
         acc = part if acc is None else acc.add_(part)
     assert acc is not None
-    return acc.to(torch.int64)
+    return _convert(acc, torch.int64)
 
 
 def _conv_exact(x: torch.Tensor, w: torch.Tensor, mx: int, mw: int, groups: int,
@@ -229,7 +228,7 @@ def _conv_exact(x: torch.Tensor, w: torch.Tensor, mx: int, mw: int, groups: int,
     cg, taps = w.shape[1], w.shape[2] * w.shape[3]
     p = mx * mw
     if p * cg * taps <= _F32_EXACT:
-        return F.conv2d(x.to(torch.float32), w.to(torch.float32), **kw).to(torch.int64)
+        return _conv_chunked(x, w, groups, kw, torch.float32, cg, p * cg * taps)
     if p * taps <= _F32_EXACT and _F32_EXACT // (p * taps) * taps >= _MIN_F32_CHUNK:
         return _conv_chunked(x, w, groups, kw, torch.float32, _F32_EXACT // (p * taps),
                              p * cg * taps)

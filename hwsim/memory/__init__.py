@@ -14,10 +14,11 @@ from hwsim.memory.planners import (
     check_plan,
     greedy_tflm,
     lower_bound,
+    optimal,
 )
 
 __all__ = [
     "MemoryResult", "analyze", "arena_requests", "Lifetime", "lifetimes", "live_bytes",
     "storage_bytes", "PLANNERS", "ArenaPlan", "Request", "best_fit", "check_plan", "greedy_tflm",
-    "lower_bound",
+    "lower_bound", "optimal",
 ]

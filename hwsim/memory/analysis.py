@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hwsim.errors import HwsimError
-from hwsim.memory.liveness import Lifetime, OpStep, lifetimes, live_bytes
+from hwsim.memory.liveness import Lifetime, lifetimes, live_bytes
 from hwsim.memory.planners import PLANNERS, ArenaPlan, Request, align_up, lower_bound
 from hwsim.trace import TENSOR_KINDS, Trace
 
@@ -103,6 +103,9 @@ def in_arena(b: Lifetime) -> bool:
 def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tflm", "best_fit"),
             arena_memory: str | None = None, tie_order: dict[str, int] | None = None) -> MemoryResult:
     """Peaks per memory, arena plans and spills for `trace` on `target` (a Target or a profile name/path).
+
+    `planners`: any of "greedy_tflm" (TFLite-Micro's), "best_fit" (portfolio heuristic),
+    "optimal" (MILP, seconds on large graphs; not in the default set).
 
     `tie_order`: the model's tensor indices by name (default `trace.meta["tensor_index"]` when the
     emulator recorded it, else allocation order); only TFLM-style tie-breaking depends on it.

@@ -152,12 +152,12 @@ class _Placed:
 
 Order = Callable[[Request], tuple]
 
+#: Placement orders tried by `best_fit` ("size" is exactly greedy_tflm's order, ties included).
 ORDERS: dict[str, Order] = {
-    "size": lambda r: (-r.size, r.order),
+    "size": lambda r: (-r.size, -r.order),
     "area": lambda r: (-r.size * (r.last - r.first + 1), -r.size, r.order),
     "lifetime": lambda r: (-(r.last - r.first + 1), -r.size, r.order),
     "start": lambda r: (r.first, -r.size, r.order),
-    "conflicts": lambda r: (r.order,),  # placeholder key; replaced by conflict degree in best_fit
 }
 
 
@@ -206,8 +206,7 @@ def best_fit(requests: Sequence[Request], alignment: int = 16) -> ArenaPlan:
     firsts = np.array([r.first for r in reqs], dtype=np.int64)
     lasts = np.array([r.last for r in reqs], dtype=np.int64)
     degree = {r.name: int(((firsts <= r.last) & (lasts >= r.first)).sum()) for r in reqs}
-    orders = dict(ORDERS)
-    orders["conflicts"] = lambda r: (-degree[r.name], -r.size, r.order)
+    orders: dict[str, Order] = {**ORDERS, "conflicts": lambda r: (-degree[r.name], -r.size, r.order)}
     best: ArenaPlan | None = None
     for oname, key in orders.items():
         todo = sorted(reqs, key=key)
@@ -223,7 +222,55 @@ def best_fit(requests: Sequence[Request], alignment: int = 16) -> ArenaPlan:
     return best if best is not None else ArenaPlan("best_fit", 0)
 
 
+# ---------------------------------------------------------------------------------------------
+# exact: a small MILP (only when asked; it can take seconds)
+
+
+def optimal(requests: Sequence[Request], alignment: int = 16, time_limit_s: float = 10.0) -> ArenaPlan:
+    """Minimum arena by mixed-integer programming (HiGHS via PuLP), warm-started from `best_fit`.
+
+    One binary per pair of time-overlapping buffers decides which lies below the other
+    (big-M = the best heuristic arena). Returns the heuristic plan unchanged when it already
+    meets the lower bound; `note` says whether optimality was proven within the time limit.
+    """
+    import pulp
+
+    heur = best_fit(requests, alignment)
+    reqs = _aligned(requests, alignment)
+    bound = lower_bound(reqs)
+    if heur.arena_bytes <= bound or len(reqs) < 2:
+        return ArenaPlan("optimal", heur.arena_bytes, dict(heur.offsets), dict(heur.sizes),
+                         note="heuristic meets the lower bound: proven optimal")
+    big = heur.arena_bytes
+    prob = pulp.LpProblem("arena", pulp.LpMinimize)
+    arena = prob.add_variable("arena", lowBound=bound, upBound=big)
+    off = {r.name: prob.add_variable(f"o{i}", lowBound=0, upBound=big - r.size) for i, r in enumerate(reqs)}
+    prob += arena
+    for r in reqs:
+        prob += off[r.name] + r.size <= arena
+    for i, a in enumerate(reqs):
+        for j in range(i + 1, len(reqs)):
+            b = reqs[j]
+            if overlaps_in_time(a, b):
+                below = prob.add_variable(f"z{i}_{j}", cat="Binary")  # 1: a below b
+                prob += off[a.name] + a.size <= off[b.name] + big * (1 - below)
+                prob += off[b.name] + b.size <= off[a.name] + big * below
+    solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s)
+    status = prob.solve(solver)
+    if pulp.LpStatus.get(status) != "Optimal" or arena.value() is None:
+        return ArenaPlan("optimal", heur.arena_bytes, dict(heur.offsets), dict(heur.sizes),
+                         note=f"MILP not solved to optimality in {time_limit_s:g} s; best heuristic kept")
+    offsets = {r.name: int(round(off[r.name].value())) for r in reqs}
+    size = max(offsets[r.name] + r.size for r in reqs)
+    plan = ArenaPlan("optimal", size, offsets, {r.name: r.size for r in reqs}, note="MILP optimal")
+    if check_plan(reqs, plan) or size > heur.arena_bytes:  # numerical trouble: keep the valid heuristic
+        return ArenaPlan("optimal", heur.arena_bytes, dict(heur.offsets), dict(heur.sizes),
+                         note="MILP solution failed the plan check; best heuristic kept")
+    return plan
+
+
 PLANNERS: dict[str, Callable[[Sequence[Request], int], ArenaPlan]] = {
     "greedy_tflm": greedy_tflm,
     "best_fit": best_fit,
+    "optimal": optimal,
 }

@@ -1,38 +1,41 @@
 """Integer-only OPT-style decoder built from traced integer ops (real payloads or shapes-only).
 
-Why: the ZOQO LLM experiments (OPT-1.3B, ZO-Bench) need a cost for a forward pass of a 1.3 B-parameter
-model on a device. Running it for real is too slow, so the same builder runs on ``meta`` payloads
-(shapes only, no data, < 2 s) and emits the exact event stream a real run emits; on a tiny config it
-runs on real integer payloads and is checked bit-for-bit against an independent int64 reference.
+Why: the ZOQO LLM experiments (OPT-1.3B, ZO-Bench) need the cost of a forward pass of a
+1.3 B-parameter model on a device. Running it for real is too slow, so the same builder runs on
+``meta`` payloads (shapes only, no data, milliseconds) and emits exactly the event stream a real run
+emits; on a tiny config it runs on real integer payloads, checked bit for bit against an independent
+exact reference (tests/test_opt_shapes.py).
 
-Numeric scheme ("W8A8, int32 accumulate, int16 residual"); every multiplier m is applied as
-``R(acc, m) = clamp(div_pow2(acc·M, n, half_away))`` with ``(M, n) = fixed_multiplier(m, 31)`` and
-m computed in float64 as ``(s_in · s_w[c]) / s_out``:
+Numeric scheme ("W8A8, int32 accumulate, int16 residual"). Every multiplier m is applied as
+``R(acc, m) = clamp(div_pow2(acc·M, n, half_away))`` with ``(M, n) = fixed_multiplier(m, 31)``;
+m is computed in float64 as ``(s_in · s_w[c]) / s_out``.
 
-- weights int8 symmetric per output channel ([-127, 127]); biases int32 with scale s_in·s_w[c];
-  embeddings int8 per row (vocab) — the LM head is tied to them; positions int8 per tensor.
-- residual stream int16 (scale ``s_res``); adds saturate at int16 and count saturations.
-- linear: ``acc = x·Wᵀ + b`` exact (``int_matmul``), narrowed to the accumulator (``acc_bits``,
-  ``acc_policy``), then ``R`` to int8 (q/k/v/fc1) or int16 (out_proj/fc2, straight to the residual).
-- attention: ``scores = q·kᵀ`` (int32) → ``logit = R8(scores, s_q·s_k/(√dh·s_logit))``;
-  causal softmax by LUT: ``e = EXP[max − logit]`` with ``EXP[t] = round_half_away(2^15·exp(−t·s_logit))``
-  (t = 0..255, masked j > i → 0), ``p = div_int(255·e, Σe, half_away)`` (uint8, scale 1/255);
-  ``ctx = R8(p·v, (1/255)·s_v/s_ctx)``.
-- layernorm (integer, I-BERT style) over d: ``mean = div_int(Σh, d, half_away)``, ``c = h − mean``,
+- Weights int8 symmetric per output channel ([-127, 127]); biases int32 with scale s_in·s_w[c];
+  token embeddings int8 per row (the LM head is tied to them); positions int8 per tensor.
+- Residual stream int16 (scale ``s_res``); adds saturate at int16 and count saturations.
+- Linear: ``acc = x·Wᵀ + b`` exact (``int_matmul``), narrowed to the accumulator (``acc_bits``,
+  ``acc_policy``), then ``R`` to int8 (q/k/v/fc1) or int16 (out_proj/fc2, onto the residual scale).
+- Attention: ``scores = q·kᵀ`` (int32), ``logit = R8(scores, s_q·s_k/(√dh·s_logit))``. Causal
+  softmax by LUT: ``e = EXP[max − logit]`` with ``EXP[t] = round_half_away(2^15·exp(−t·s_logit))``
+  (t = 0..255; masked j > i → 0) and ``p = div_int(255·e, Σe, half_away)`` (uint8, scale 1/255).
+  Then ``ctx = R8(p·v, (1/255)·s_v/s_ctx)``.
+- LayerNorm (integer, I-BERT style) over d: ``mean = div_int(Σh, d, half_away)``, ``c = h − mean``,
   ``var = div_int(Σc², d, floor)``, ``std = max(isqrt(var), 1)``,
-  ``y = clamp8(div_int(c·G + B·std, std·2^F, half_away))`` with int32 ``G = round(γ·2^F/s_out)``,
-  ``B = round(β·2^F/s_out)``, F = ``ln_frac_bits``.
+  ``y = clamp8(div_int(c·G + B·std, std·2^F, half_away))`` with ``G = round(γ·2^F/s_out)``,
+  ``B = round(β·2^F/s_out)``, F = ``ln_frac_bits`` (ε is dropped).
 - FFN activation: ReLU fused into the fc1 clamp (OPT uses ReLU), or ``gelu``: a 256-entry int8 LUT.
-- LoRA (rank r on q_proj / v_proj): ``t = R8(x·Aᵀ, s_x·s_A[c]/s_t)``, ``u = t·Bᵀ`` (int32); the
-  projection output is ``clamp8(R(acc, s_x·s_w/s_out) + R(u, α·s_t·s_B/s_out))``.
+- LoRA (rank r, default on q_proj / v_proj): ``t = R8(x·Aᵀ, s_x·s_A[c]/s_t)``, ``u = t·Bᵀ``
+  (int32); the projection output is ``clamp(R(acc, s_x·s_w/s_out) + R(u, α·s_t·s_B/s_out))``.
 
-Work counted per op (``OpEvent.work``; formats named): mac int8 for every product; requantization
-2 int32 elementwise + 1 compare per output; bias add 1 int32 elementwise per output; layernorm 7 int32
-elementwise per element + 12 int32 elementwise per row (mean/variance divisions and the integer square
-root: 3 double-width operations, each priced as 4 int32 operations — targets price no int64); softmax per score 1 compare (max), 1 lookup
-int8, 3 int32 elementwise (sub, sum, scale) + 1 int32 elementwise (divide); residual add 1 int16
-elementwise + 1 compare per element; GELU 1 lookup int8 per element. Attention scores are computed
-only for j ≤ i in work counts? No: a dense kernel computes all S² scores, and that is what we count.
+Work counted per op (``OpEvent.work``, by (op_class, fmt)):
+- mac int8: every product (attention: all S² scores per head, as a dense kernel computes them);
+- requantization: 2 int32 elementwise + 1 int32 compare per output; bias add: 1 int32 elementwise;
+- layernorm: 7 int32 elementwise per element + 12 int32 elementwise per row (the mean/variance
+  divisions and the integer square root are 3 double-width operations, priced as 4 int32 each —
+  targets price no int64);
+- softmax: per score 1 int8 compare (row max), 1 int8 lookup, 4 int32 elementwise (subtract,
+  sum, scale, divide);
+- residual add: 1 int16 elementwise + 1 int16 compare per element; GELU: 1 int8 lookup per element.
 
 Trace: weights/biases (and LUTs) are allocated at the start (``alloc_weights``); before each op its
 outputs are allocated, after it every tensor whose last use it was is freed; logits are never freed.
@@ -40,7 +43,7 @@ outputs are allocated, after it every tensor whose last use it was is freed; log
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Union
 
 import torch
@@ -193,7 +196,7 @@ def param_count(cfg: OPTConfig, lora: LoRAConfig | None = None) -> int:
 
 
 def opt_random_weights(cfg: OPTConfig, seed: int = 0, lora: LoRAConfig | None = None) -> OPTWeights:
-    """Deterministic random float weights quantized to the integer scheme (for real-payload runs)."""
+    """Deterministic random float weights, quantized to the integer scheme (real-payload runs)."""
     g = torch.Generator().manual_seed(seed)
     d = cfg.hidden
     w: OPTWeights = {}
@@ -215,8 +218,8 @@ def opt_random_weights(cfg: OPTConfig, seed: int = 0, lora: LoRAConfig | None = 
                 torch.randn(lora.rank, n, generator=g) / math.sqrt(n), lora.bits, axis=0)
             w[f"{name}.lora_B"] = quantize_symmetric(
                 0.1 * torch.randn(o, lora.rank, generator=g), lora.bits, axis=0)
-    for ln, s_out in [(f"l{i}.{x}", cfg.scales.ln) for i in range(cfg.layers) for x in ("ln1", "ln2")
-                      ] + [("final_ln", cfg.scales.ln)]:
+    norms = [f"l{i}.{x}" for i in range(cfg.layers) for x in ("ln1", "ln2")] + ["final_ln"]
+    for ln, s_out in [(n, cfg.scales.ln) for n in norms]:
         gamma = 1.0 + 0.1 * torch.randn(d, generator=g, dtype=torch.float64)
         beta = 0.1 * torch.randn(d, generator=g, dtype=torch.float64)
         w[f"{ln}.gamma"] = round_half_away(gamma * 2.0 ** cfg.ln_frac_bits / s_out).to(torch.int64)
@@ -364,7 +367,8 @@ class _Builder:
         self._ti: dict[str, TensorInfo] = {}
 
     # tensors
-    def t(self, name: str, shape: tuple[int, ...], fmt: str, kind: str = "activation") -> TensorInfo:
+    def t(self, name: str, shape: tuple[int, ...], fmt: str,
+          kind: str = "activation") -> TensorInfo:
         bits = int(fmt.lstrip("uint"))
         return TensorInfo(f"{self.prefix}{name}", tuple(shape), bits, kind, fmt)
 
@@ -581,7 +585,6 @@ class _Builder:
                                   op="lm_head")
         self.record("matmul", "lm_head", [ai, self.W("embed_tokens")], [logits_i],
                     {("mac", "int8"): b * s * d * cfg.vocab}, lsat, "lm_head", tied=True)
-        self.sat_total += sat
         return logits, logits_i, tok_i
 
 
@@ -598,7 +601,8 @@ def opt_forward(cfg: OPTConfig, trace: Trace, payload: Payload = "meta", *,
     """
     meta = isinstance(payload, str)
     if meta and payload != "meta":
-        raise HwsimError(f"opt_forward payload must be 'meta' or a weights mapping, got {payload!r}")
+        raise HwsimError(f"opt_forward payload must be 'meta' or a weights mapping, "
+                         f"got {payload!r}")
     weights = None if meta else dict(payload)
     if weights is not None:
         weights.setdefault("softmax.exp_lut", exp_lut(cfg.scales.logit))

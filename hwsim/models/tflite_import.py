@@ -226,7 +226,8 @@ _OPTION_SCHEMAS: dict[int, list[tuple[str, str, Any]]] = {
     21: [("fused_activation_function", _B, 0)],                                   # Mul
     17: [("new_shape", "vi", None)],                                              # Reshape
     30: [("squeeze_dims", "vi", None)],                                           # Squeeze
-    38: [], 89: [], 52: [],                                                       # Dequantize, Quantize, ExpandDims
+    10: [("axis", _I, 0), ("fused_activation_function", _B, 0)],                  # Concatenation
+    38: [], 89: [], 52: [], 22: [], 60: [],       # Dequantize, Quantize, ExpandDims, Pad, PadV2
 }
 _KIND_FMT = {_B: _I8, _I: _I32, _F: _F32, _BOOL: _U8}
 

@@ -27,7 +27,7 @@ class _Figures:
 
     @staticmethod
     def close(fig) -> None:
-        fig.clear()
+        """Nothing to release: without pyplot no global registry holds the figure."""
 
 
 def _plt():
@@ -50,7 +50,7 @@ def layer_breakdown(sim, path: Path) -> Path:
         g = g.loc[(g.busy + g.over).sort_values(ascending=False).index[:MAX_LAYERS]]
     g = g.iloc[::-1]
     height = max(2.5, 0.22 * len(g) + 1.2)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, height), sharey=True)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, height))
     y = range(len(g))
     a1.barh(y, g.busy * 1e3, color="#4C72B0", label="max(compute, memory)")
     a1.barh(y, g.over * 1e3, left=g.busy * 1e3, color="#DD8452", label="overhead")
@@ -61,6 +61,8 @@ def layer_breakdown(sim, path: Path) -> Path:
     a2.barh(y, g.me * 1e6, left=g.ce * 1e6, color="#C44E52", label="memory")
     a2.barh(y, g.se * 1e6, left=(g.ce + g.me) * 1e6, color="#8172B3", label="static")
     a2.set_xlabel("energy (uJ)")
+    a2.set_yticks([])
+    a2.set_ylim(a1.get_ylim())
     a2.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{sim.name} on {sim.target.name}: per-layer latency and energy ({sim.cost.engine})", fontsize=9)
     fig.subplots_adjust(left=0.22, right=0.98, bottom=0.8 / height, top=1 - 0.45 / height, wspace=0.05)

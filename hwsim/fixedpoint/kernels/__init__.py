@@ -10,6 +10,7 @@ from __future__ import annotations
 from hwsim.fixedpoint.kernels.base import BACKENDS, RUNTIMES, Kernel
 from hwsim.fixedpoint.kernels.conv import Conv2D, DepthwiseConv2D, FullyConnected
 from hwsim.fixedpoint.kernels.elementwise import Add, Sub
+from hwsim.fixedpoint.kernels.misc import Concatenation, Mul, Pad, Relu, Relu6
 from hwsim.fixedpoint.kernels.pool import AveragePool2D, MaxPool2D
 from hwsim.fixedpoint.kernels.quantize import Dequantize, Quantize
 from hwsim.fixedpoint.kernels.shape_ops import Reshape
@@ -29,6 +30,12 @@ KERNELS: dict[str, type[Kernel]] = {
     "SOFTMAX": Softmax,
     "QUANTIZE": Quantize,
     "DEQUANTIZE": Dequantize,
+    "MUL": Mul,
+    "RELU": Relu,
+    "RELU6": Relu6,
+    "PAD": Pad,
+    "PADV2": Pad,
+    "CONCATENATION": Concatenation,
 }
 
 __all__ = ["BACKENDS", "KERNELS", "RUNTIMES", "Kernel"]

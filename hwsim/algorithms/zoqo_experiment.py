@@ -1,0 +1,177 @@
+"""The ZOQO-vs-baselines comparison on a small classifier (the digits version of ZOQO Table IV).
+
+Why a module of its own: the workload runner, the tests and the benchmark all need the same
+"pretrain in float → train every variant for N steps from the same start → test accuracy" loop.
+Quantized variants are scored with the integer emulator forward (IntNet) on their b-bit codes;
+the FP variant with the float model.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from hwsim.algorithms.zo_baselines import ZOBaseline, ZOBaselineConfig
+from hwsim.algorithms.zoqo import ZOQOConfig, ZOQOTrainer, batches
+from hwsim.algorithms.zoqo_forward import IntNet, quantize_input
+from hwsim.data import load_dataset
+from hwsim.errors import WorkloadError
+from hwsim.models.float_train import accuracy, torch_threads, train_float
+from hwsim.quant import QGroup, make_group
+from hwsim.trace import Trace
+
+#: variant names: "zoqo" and "<optimizer>/<treatment>" (see zo_baselines)
+DEFAULT_VARIANTS = ("zoqo", "sign/fp", "sign/post-q", "sign/q-post", "sign/q-noise",
+                    "adam/fp", "adam/post-q", "adam/q-post", "adam/q-noise")
+
+
+@dataclass
+class ExperimentSpec:
+    dataset: str = "digits"
+    path: str | None = None
+    model: str = "mlp"
+    hidden: tuple[int, ...] = (32,)
+    channels: tuple[int, ...] = (8, 16)
+    pretrain_epochs: int = 1
+    pretrain_lr: float = 1e-2
+    steps: int = 2000
+    batch: int = 64
+    seed: int = 0
+    bits: tuple[int, ...] = (8, 4)
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    zoqo: dict = field(default_factory=dict)            # ZOQOConfig fields
+    sign: dict = field(default_factory=lambda: {"lr": 1e-3, "mu": 1e-3})
+    adam: dict = field(default_factory=lambda: {"lr": 1e-3, "mu": 1e-3})
+    trace_bits: int | None = None                       # bits of the traced ZOQO step (default: first)
+    cache_dir: str | None = None
+    max_train: int | None = None                        # subsample the training set (quick runs)
+
+
+@dataclass
+class ExperimentResult:
+    metrics: dict[str, Any]
+    trace: Trace
+    trainer: ZOQOTrainer | None
+
+
+def build_model(spec: ExperimentSpec, in_shape: tuple[int, ...], classes: int) -> nn.Module:
+    if spec.model == "mlp":
+        from hwsim.models.mlp import build_mlp
+        return build_mlp(in_shape, classes, hidden=spec.hidden, seed=spec.seed)
+    if spec.model == "cnn":
+        from hwsim.models.cnn import build_cnn
+        return build_cnn(in_shape, classes, channels=spec.channels, seed=spec.seed)
+    raise WorkloadError(f"zoqo-train: model {spec.model!r} unknown; use mlp or cnn")
+
+
+def _int_accuracy(model: nn.Module, groups: dict[str, QGroup], codes: dict[str, torch.Tensor],
+                  calib_x: torch.Tensor, xq: torch.Tensor, y: torch.Tensor) -> float:
+    net = IntNet.from_float(model, groups, codes, calib_x)
+    pred = net.forward(codes, xq).argmax(1)
+    return float((pred == y).float().mean())
+
+
+def run_experiment(spec: ExperimentSpec, *, progress: bool = False) -> ExperimentResult:
+    with torch_threads(1):
+        return _run(spec, progress)
+
+
+def _run(spec: ExperimentSpec, progress: bool) -> ExperimentResult:
+    x, y = load_dataset(spec.dataset, spec.path, "train", seed=spec.seed)
+    xt, yt = load_dataset(spec.dataset, spec.path, "test", seed=spec.seed)
+    if spec.max_train:
+        x, y = x[:spec.max_train], y[:spec.max_train]
+    classes = int(max(int(y.max()), int(yt.max())) + 1)
+    base = build_model(spec, tuple(x.shape[1:]), classes)
+    t0 = time.perf_counter()
+    base = train_float(base, (x, y), epochs=spec.pretrain_epochs, seed=spec.seed, cache_dir=spec.cache_dir,
+                       lr=spec.pretrain_lr)
+    metrics: dict[str, Any] = {"dataset": spec.dataset, "model": spec.model, "steps": spec.steps,
+                               "batch": spec.batch, "train_size": int(x.shape[0]), "test_size": int(xt.shape[0]),
+                               "pretrained_fp_accuracy": accuracy(base, xt, yt),
+                               "pretrain_s": time.perf_counter() - t0, "variants": {}}
+    xq, xtq = quantize_input(x), quantize_input(xt)
+    calib = x[:256]
+    trace = Trace()
+    trace_bits = spec.trace_bits if spec.trace_bits is not None else spec.bits[0]
+    kept: ZOQOTrainer | None = None
+    order = list(batches(x.shape[0], spec.batch, spec.seed, spec.steps))
+    fp_done: dict[str, ZOBaseline] = {}
+    for variant in spec.variants:
+        for bits in spec.bits:
+            key = f"{variant}@b{bits}"
+            t1 = time.perf_counter()
+            if variant == "zoqo":
+                cfg = ZOQOConfig(**{**spec.zoqo, "bits": bits})
+                trainer = ZOQOTrainer(copy.deepcopy(base), cfg, calib)
+                start = trainer.accuracy(xtq, yt)
+                it = _progress(order, progress, key)
+                for i, idx in enumerate(it):
+                    if bits == trace_bits and i == 0:
+                        with trace.step(0):
+                            trainer.step(xq[idx], y[idx], trace)
+                    else:
+                        trainer.step(xq[idx], y[idx])
+                acc = trainer.accuracy(xtq, yt)
+                if bits == trace_bits:
+                    kept = trainer
+                info = {"start_accuracy": start, "m": {n: s.m for n, s in trainer.state.items()},
+                        "k": {n: s.k for n, s in trainer.state.items()}}
+            else:
+                opt, _, treat = variant.partition("/")
+                hp = dict(spec.sign if opt == "sign" else spec.adam)
+                if treat in ("fp", "post-q") and opt in fp_done:
+                    runner = fp_done[opt]       # post-q reuses the FP run (quantized once at the end)
+                else:
+                    cfg = ZOBaselineConfig(optimizer=opt, treatment=treat or "fp", bits=bits, seed=spec.seed,
+                                           range_mode=spec.zoqo.get("range_mode", "minmax"),
+                                           range_factor=spec.zoqo.get("range_factor", 2.0), **hp)
+                    model = copy.deepcopy(base)
+                    groups = {n: make_group(n, p.detach(), bits, cfg.range_mode, cfg.range_factor)
+                              for n, p in model.named_parameters()}
+                    runner = ZOBaseline(model, cfg, groups)
+                    for idx in _progress(order, progress, key):
+                        runner.step(x[idx], y[idx])
+                    if treat in ("fp", "post-q"):
+                        fp_done[opt] = runner
+                if treat == "fp":
+                    if f"{variant}@fp" in metrics["variants"]:
+                        continue
+                    key = f"{variant}"
+                    acc = accuracy(runner.model, xt, yt)
+                    info = {}
+                else:
+                    groups = {n: make_group(n, p.detach(), bits, runner.cfg.range_mode, runner.cfg.range_factor)
+                              for n, p in base.named_parameters()}
+                    codes = {n: groups[n].quantize(p.detach()) for n, p in runner.model.named_parameters()}
+                    acc = _int_accuracy(base, groups, codes, calib, xtq, yt)
+                    info = {}
+            if key in metrics["variants"]:
+                continue
+            metrics["variants"][key] = {"variant": variant, "bits": None if variant.endswith("/fp") else bits,
+                                        "test_accuracy": acc, "train_s": time.perf_counter() - t1, **info}
+    return ExperimentResult(metrics, trace, kept)
+
+
+def _progress(order, progress: bool, desc: str):
+    if not progress:
+        return order
+    from tqdm import tqdm
+    return tqdm(order, desc=desc, leave=False)
+
+
+def spec_from_dict(raw: dict) -> ExperimentSpec:
+    """ExperimentSpec from a workload's mapping (unknown keys are a WorkloadError)."""
+    known = set(ExperimentSpec.__dataclass_fields__)
+    bad = sorted(set(raw) - known)
+    if bad:
+        raise WorkloadError(f"zoqo-train: field {bad[0]!r} unknown; known: {', '.join(sorted(known))}")
+    out = dict(raw)
+    for k in ("hidden", "channels", "bits", "variants"):
+        if k in out and out[k] is not None:
+            out[k] = tuple(out[k])
+    return replace(ExperimentSpec(), **out)

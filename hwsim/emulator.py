@@ -179,13 +179,18 @@ class Emulator:
             return None, trace
         return [values[idx] for idx in g.outputs], trace
 
-    def run(self, x_batch: Any, capture_intermediates: bool = False
+    def run(self, x_batch: Any, capture_intermediates: bool = False, payload: bool = True
             ) -> tuple[list[np.ndarray], Trace]:
         """Run N stacked inputs; returns (one (N, *shape) array per model output, trace).
 
         With `capture_intermediates=True`, `self.intermediates` maps every tensor name to its
-        (N, *shape) batch array afterwards."""
+        (N, *shape) batch array afterwards. With `payload=False` nothing is computed (shapes-only
+        mode): the outputs list is empty and the trace is the same as a computing run's, with
+        zero saturations."""
         inputs = self._check_inputs(x_batch)
+        if not payload:
+            trace = self._execute(None, inputs[0].shape[0], False)[1]
+            return [], trace
         outputs, trace = self._execute(inputs, inputs[0].shape[0], capture_intermediates)
         assert outputs is not None
         return outputs, trace

@@ -229,6 +229,9 @@ def test_simple_query_counting_emulator_vs_repo():
     assert (emu.iterations, int(emu.queries[0]), emu.failures) == (5, 11, 1)
     # repo: 1 + 1 + [right accepted] = 2, then 1 per step → 10 steps for the same budget
     assert (repo.iterations, int(repo.queries[0]), repo.failures) == (10, 11, 1)
+    # each run also reports its queries counted the other way (same trajectory)
+    assert int(emu.extra["queries_repo_count"][0]) == 2 + 4 * 1
+    assert int(repo.extra["queries_emulator_count"][0]) == 3 + 9 * 2
 
 
 def test_simple_success_counts_by_hand():

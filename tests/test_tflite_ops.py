@@ -378,3 +378,43 @@ def test_pad_and_concatenation(tmp_path) -> None:
     ops = [{"code": 34, "inputs": [0, 1], "outputs": [2]},
            {"code": 2, "inputs": [2, 3], "outputs": [4], "options_type": 10, "options": cat_opts}]
     _check(tmp_path, _build(tensors, ops, [0], [4]), (1, 4, 4, 3), 15)
+
+
+def test_conv2d_16x8(tmp_path) -> None:
+    """int16 activations (Z = 0), int8 weights, int64 bias: the int64 requantization path."""
+    INT16, INT64 = 7, 4
+    rng = np.random.default_rng(21)
+    cin, cout = 3, 4
+    w = rng.integers(-127, 128, (cout, 3, 3, cin)).astype(np.int8)
+    bias = rng.integers(-200000, 200000, cout).astype(np.int64)
+    s_in, s_out = 0.0004, 0.0011
+    s_w = rng.uniform(0.002, 0.02, cout).astype(np.float32)
+    tensors = [{"name": "x", "shape": [1, 6, 5, cin], "type": INT16, "scale": [s_in], "zero_point": [0]},
+               {"name": "w", "shape": [cout, 3, 3, cin], "type": INT8, "scale": s_w,
+                "zero_point": [0] * cout, "qdim": 0, "data": w},
+               {"name": "b", "shape": [cout], "type": INT64, "scale": s_in * s_w,
+                "zero_point": [0] * cout, "data": bias},
+               {"name": "y", "shape": [1, 6, 5, cout], "type": INT16, "scale": [s_out], "zero_point": [0]}]
+    ops = [{"code": 3, "inputs": [0, 1, 2], "outputs": [3], "options_type": 1,
+            "options": _conv_options(0, 1, 1, 0, 1, 1)}]
+    path = tmp_path / "op16.tflite"
+    path.write_bytes(_build(tensors, ops, [0], [3]))
+    x = rng.integers(-32768, 32768, (N, 1, 6, 5, cin)).astype(np.int16)
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite_micro.python.tflite_micro import runtime
+
+    lite = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    lite.allocate_tensors()
+    micro = runtime.Interpreter.from_file(str(path))
+    want_l, want_m = [], []
+    for row in x:
+        lite.set_tensor(lite.get_input_details()[0]["index"], row)
+        lite.invoke()
+        want_l.append(lite.get_tensor(lite.get_output_details()[0]["index"]).copy())
+        micro.set_input(row, 0)
+        micro.invoke()
+        want_m.append(np.array(micro.get_output(0)))
+    for rt, want in (("litert-ref", np.stack(want_l)), ("tflm", np.stack(want_m))):
+        got, _ = Emulator.from_tflite(path, runtime=rt).run(x)
+        assert got[0].dtype == np.int16
+        assert np.array_equal(got[0], want), rt

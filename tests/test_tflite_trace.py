@@ -111,3 +111,13 @@ def test_tensor_kinds_and_formats() -> None:
     assert conv.writes[0].kind == "activation"
     assert trace.ops()[-1].writes[0].kind == "output"
     assert conv.work[("mac", "int8")] == 32 * 32 * 16 * 3 * 3 * 3
+
+
+def test_payload_false_is_shapes_only() -> None:
+    em = Emulator.from_tflite(MODELS_DIR / "str_ww_ref_model.tflite")
+    x = np.zeros((5, 1, 30, 1, 40), np.int8)
+    outs, trace = em.run(x, payload=False)
+    assert outs == [] and trace.meta["batch"] == 5
+    ref = em.trace_only()
+    assert [(e.op, e.work) for e in trace.ops()] == [(e.op, e.work) for e in ref.ops()]
+    assert all(e.saturations == 0 for e in trace.ops())

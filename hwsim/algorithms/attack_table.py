@@ -31,6 +31,7 @@ class Cell:
     avg_queries: float
     eps: float
     eps_q: float | None = None
+    avg_queries_repo_count: float | None = None   # Simple: the same runs counted as the repo does
 
     @property
     def failure_rate(self) -> float:
@@ -78,9 +79,10 @@ def cells_csv(cells: list[Cell]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["dataset", "model", "bits", "method", "env", "successes", "failures", "failure_rate",
-                "avg_queries", "eps", "eps_q"])
+                "avg_queries", "avg_queries_repo_count", "eps", "eps_q"])
     for c in cells:
         w.writerow([c.dataset, c.model, c.bits, c.method, c.env, c.successes, c.failures,
-                    f"{c.failure_rate:.4f}", f"{c.avg_queries:.1f}", c.eps,
+                    f"{c.failure_rate:.4f}", f"{c.avg_queries:.1f}",
+                    "" if c.avg_queries_repo_count is None else f"{c.avg_queries_repo_count:.1f}", c.eps,
                     "" if c.eps_q is None else f"{c.eps_q:.6g}"])
     return buf.getvalue()

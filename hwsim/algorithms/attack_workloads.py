@@ -210,9 +210,13 @@ def _run(spec: dict, options: dict) -> WorkloadRun:
         res = run_environment(env, params, model, qm, x_all, y_all, settings)
         eps_q = res.extra.get("eps_q")
         targets = bits if env == "fp" else [b]
+        repo_avg = None
+        if "queries_repo_count" in res.extra:
+            mask = res.success & res.correct0
+            repo_avg = float(res.extra["queries_repo_count"][mask].double().mean()) if mask.any() else float("nan")
         for bb in targets:
             cells.append(Cell(dataset, kind, bb, method, env, res.successes, res.failures, res.avg_queries,
-                              eps, None if eps_q is None else eps_q * scale))
+                              eps, None if eps_q is None else eps_q * scale, repo_avg))
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -231,11 +231,10 @@ class Simple:
         self.best = torch.where(acc_right, stored, self.best)
         new_xs = torch.where(acc_right.view(bshape), right, new_xs)
         self.i += 1
-        if self.p.simple_query_count == "emulator":
-            charge = add + 1 + (~acc_left).to(torch.int64)
-        else:
-            charge = add + 1 + acc_right.to(torch.int64)
-        return new_xs, charge
+        emulator = add + 1 + (~acc_left).to(torch.int64)
+        repo = add + 1 + acc_right.to(torch.int64)
+        self.other_charge = repo if self.p.simple_query_count == "emulator" else emulator
+        return new_xs, (emulator if self.p.simple_query_count == "emulator" else repo)
 
 
 ATTACKS = {"signhunter": SignHunter, "randsign": RandSign, "simple": Simple}
@@ -260,6 +259,7 @@ def run_attack(x0: torch.Tensor, loss: LossFn, crit: CritFn, params: AttackParam
     done = crit(x0, all_rows).clone()
     correct0 = ~done
     queries = torch.zeros(batch, dtype=torch.int64)
+    other_queries = torch.zeros(batch, dtype=torch.int64)
     exhausted = torch.zeros(batch, dtype=torch.bool)
     xs = x0.clone()
     attack = ATTACKS[params.method](params, box, gen)
@@ -280,6 +280,9 @@ def run_attack(x0: torch.Tensor, loss: LossFn, crit: CritFn, params: AttackParam
         frozen = (~active).view(bshape)
         xs = torch.where(frozen, xs, box.project(sugg))
         queries += torch.where(active, charge, torch.zeros_like(charge))
+        other = getattr(attack, "other_charge", None)
+        if other is not None:        # Simple: the same run counted the other way (repo vs emulator)
+            other_queries += torch.where(active, other, torch.zeros_like(other))
         mis = torch.zeros(batch, dtype=torch.bool)
         mis[rows] = crit(xs[rows], rows)
         done |= mis
@@ -288,4 +291,8 @@ def run_attack(x0: torch.Tensor, loss: LossFn, crit: CritFn, params: AttackParam
         if progress is not None:
             progress(its)
     success = done & correct0
-    return AttackResult(correct0, success, queries, xs, its)
+    res = AttackResult(correct0, success, queries, xs, its)
+    if params.method == "simple":
+        key = "queries_repo_count" if params.simple_query_count == "emulator" else "queries_emulator_count"
+        res.extra[key] = other_queries
+    return res

@@ -90,6 +90,10 @@ class Emulator:
         for idx, i in last_use.items():
             if idx not in keep:
                 self.frees[i].append(idx)
+        for i, op in enumerate(g.ops):  # outputs nobody reads die right after their op
+            for idx in op.outputs:
+                if idx not in last_use and idx not in keep:
+                    self.frees[i].append(idx)
         self.constants = [t.index for t in g.tensors if t.data is not None
                           and any(t.index in op.inputs for op in g.ops)]
 

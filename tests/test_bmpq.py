@@ -6,8 +6,8 @@ import itertools
 import pytest
 import torch
 
-from hwsim.algorithms.bmpq import (QLayer, inference_trace, nbg, pact_quantize, quantize_weight,
-                                   train_step_trace)
+from hwsim.algorithms.bmpq import (QLayer, inference_trace, loss_and_trace, nbg, pact_quantize,
+                                   quantize_weight, train_step_trace)
 from hwsim.algorithms.bmpq_train import BmpqConfig
 from hwsim.models.layer_specs import LayerSpec, digits_cnn, resnet18_cifar, vgg16_cifar
 from hwsim.models.resnet import ResNetQNet
@@ -173,3 +173,32 @@ def test_accumulator_policy_matches_python_reference(policy):
         ref = [min(max(v, lo), hi) for v in exact]
     assert [int(v) for v in layer.last_acc.flatten().tolist()] == ref
     assert [e.saturations for e in trace.ops() if e.op == "conv2d"] == [over]
+
+
+def test_small_resnet_numeric_step_shortcut_shares_block_input_codes():
+    from hwsim.models.layer_specs import ModelSpec
+    conv = lambda n, ci, co, hw, k=3, s=1, tie=None, fixed=None: LayerSpec(  # noqa: E731
+        n, "conv", ci, co, (k, k), (s, s), (k // 2, k // 2), (hw, hw), tie=tie, fixed_bits=fixed)
+    spec = ModelSpec("resnet-mini", (
+        conv("conv1", 3, 4, 8, fixed=16),
+        conv("layer1.0.conv1", 4, 8, 8, s=2),
+        conv("layer1.0.conv2", 8, 8, 4),
+        conv("layer1.0.shortcut", 4, 8, 8, k=1, s=2, tie="layer1.0.conv1"),
+        LayerSpec("fc", "linear", 8, 10, bias=True, fixed_bits=16)), (3, 8, 8), 10)
+    torch.manual_seed(0)
+    net = ResNetQNet(spec)
+    net.set_bits({"layer1.0.conv1": 4, "layer1.0.conv2": 2, "layer1.0.shortcut": 4})
+    x, y = torch.rand(3, 3, 8, 8), torch.randint(0, 10, (3,))
+    trace = train_step_trace(net, x, y)
+    c1, sc = net.layer("layer1.0.conv1"), net.layer("layer1.0.shortcut")
+    assert torch.equal(c1._quantized[1], sc._quantized[1])          # same block-input codes
+    w_codes, _ = quantize_weight(sc.weight, 4)
+    ref = _ref_conv([[[[int(v) for v in r] for r in ch] for ch in img] for img in c1._quantized[1].tolist()],
+                    [[[[int(v) for v in r] for r in ch] for ch in oc] for oc in w_codes.tolist()], 2, 0)
+    assert sc.last_acc.tolist() == ref
+    loss, _, _ = loss_and_trace(net, x, y, Trace(enabled=False))
+    loss.backward()                                                  # float backward (STE)
+    assert all(q.weight.grad is not None and q.weight.grad.abs().sum() > 0 for q in net.layers())
+    assert all(q._w_fq.grad is not None for q in net.layers())      # ∂L/∂w^q for the NBG
+    adds = [e for e in trace.ops() if e.op == "add"]
+    assert len(adds) == 1 and adds[0].layer == "layer1.0"

@@ -46,8 +46,8 @@ def _instance(rng: random.Random):
     return phi, sens, ties, fixed, budgets
 
 
-def _brute_force(phi, sens, ties, fixed, budgets):
-    """Best Σ sens·rank over all assignments meeting every constraint (pure Python, exact)."""
+def _brute_force(phi, sens, ties, fixed, budgets, objective="rank"):
+    """Best Σ sens·rank (or Σ sens·bits) over all assignments meeting every constraint (exact)."""
     lists = {n: ((fixed[n],) if n in fixed else tuple(sorted(phi.candidates[n]))) for n in phi.layers}
     best = None
     for combo in itertools.product(*(lists[n] for n in phi.layers)):
@@ -63,7 +63,8 @@ def _brute_force(phi, sens, ties, fixed, budgets):
                 break
         if not ok:
             continue
-        obj = sum(Fraction(sens[n]) * (lists[n].index(bits[n]) + 1) for n in phi.layers)
+        obj = sum(Fraction(sens[n]) * ((lists[n].index(bits[n]) + 1) if objective == "rank" else bits[n])
+                  for n in phi.layers)
         if best is None or obj > best:
             best = obj
     return best
@@ -100,6 +101,21 @@ def test_ilp_matches_brute_force(solver, count):
         _check(alloc, phi, sens, ties, fixed, budgets, best)
         checked += 1
     assert checked >= count // 2
+
+
+def test_bits_objective_variant_matches_brute_force():
+    rng = random.Random(5)
+    done = 0
+    while done < 25:
+        phi, sens, ties, fixed, budgets = _instance(rng)
+        best = _brute_force(phi, sens, ties, fixed, budgets, objective="bits")
+        if best is None:
+            continue
+        alloc = solve_allocation(phi, sens, budgets, ties=ties, fixed=fixed, objective="bits",
+                                 diagnostics=False)
+        assert alloc.objective == float(best)
+        assert sum(Fraction(sens[n]) * alloc.bits[n] for n in phi.layers) == best
+        done += 1
 
 
 def test_binding_means_removing_the_budget_helps():

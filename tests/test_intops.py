@@ -178,3 +178,14 @@ def test_off_cpu_gemm_conv_path_on_cpu(groups, k, stride, pad, dil):
     else:
         want = np_conv2d(x.numpy(), w.numpy(), (stride, stride), (pad, pad), (dil, dil), groups)
     assert np.array_equal(got.numpy(), want)
+
+
+def test_large_strided_and_transposed_operands():
+    # > 32768 elements: exercises the piecewise conversion (contiguous, transposed, strided).
+    g = torch.Generator().manual_seed(9)
+    x = torch.randint(-128, 128, (64, 2 * 700), generator=g, dtype=torch.int8)
+    w = torch.randint(-128, 128, (300, 700), generator=g, dtype=torch.int8)
+    xs = x[:, ::2]  # non-contiguous, not a transpose
+    want = torch.matmul(xs.long(), w.long().t())
+    assert torch.equal(int_linear(xs, w), want)
+    assert torch.equal(int_matmul(xs.contiguous(), w.t()), want)

@@ -44,7 +44,7 @@ def test_missing_garbage_and_truncated_files(tmp_path: Path) -> None:
 
 
 def test_unsupported_op_names_op_and_model(tmp_path: Path) -> None:
-    """Rename the SOFTMAX opcode in the file's operator-code table to TANH (builtin 28)."""
+    """Rename the SOFTMAX opcode in the file's operator-code table to HARD_SWISH (builtin 117)."""
     import tflite
 
     path = MODELS_DIR / "kws_ref_model.tflite"
@@ -63,12 +63,12 @@ def test_unsupported_op_names_op_and_model(tmp_path: Path) -> None:
         if not off:  # old files carry only the deprecated int8 field
             continue
         raw[tab.Pos + off:tab.Pos + off + np.dtype(fmt).itemsize] = \
-            np.array([tflite.BuiltinOperator.TANH], dtype=fmt).tobytes()
-    bad = tmp_path / "kws_tanh.tflite"
+            np.array([tflite.BuiltinOperator.HARD_SWISH], dtype=fmt).tobytes()
+    bad = tmp_path / "kws_hswish.tflite"
     bad.write_bytes(bytes(raw))
-    with pytest.raises(ModelError, match=r"TANH.*") as err:
+    with pytest.raises(ModelError, match=r"HARD_SWISH") as err:
         Emulator.from_tflite(bad)
-    assert "kws_tanh" in str(err.value)
+    assert "kws_hswish" in str(err.value)
 
 
 def test_unknown_runtime_is_a_user_error() -> None:
@@ -76,3 +76,16 @@ def test_unknown_runtime_is_a_user_error() -> None:
 
     with pytest.raises(HwsimError, match="runtime"):
         Emulator.from_tflite(MODELS_DIR / "ad01_int8.tflite", runtime="tflite-gpu")
+
+
+def test_registry_names_and_aliases() -> None:
+    from hwsim.models import registry
+
+    assert registry.resolve("resnet8").name == "pretrainedResnet_quant.tflite"
+    assert registry.resolve("IC") == registry.resolve("resnet8")
+    assert registry.resolve("str_ww").name == "str_ww_ref_model.tflite"
+    assert registry.resolve("not-a-model") is None
+    with pytest.raises(ModelError, match="builtin"):
+        registry.model_path("not-a-model")
+    for name in registry.list_models():
+        assert registry.model_path(name).is_file()

@@ -418,3 +418,43 @@ def test_conv2d_16x8(tmp_path) -> None:
         got, _ = Emulator.from_tflite(path, runtime=rt).run(x)
         assert got[0].dtype == np.int16
         assert np.array_equal(got[0], want), rt
+
+
+@pytest.mark.parametrize("keep_dims, s_out, zp_out", [(True, 0.021, 4), (False, 0.03, -9),
+                                                      (True, 0.05, 3)])
+def test_mean_over_h_w(tmp_path, keep_dims, s_out, zp_out) -> None:
+    def opts(b):
+        R = _m("ReducerOptions")
+        R.Start(b)
+        R.AddKeepDims(b, keep_dims)
+        return R.End(b)
+
+    out_shape = [1, 1, 1, 6] if keep_dims else [1, 6]
+    tensors = [_act("x", [1, 5, 7, 6], 0.05, 3),
+               {"name": "axes", "shape": [2], "type": INT32, "data": np.array([1, 2], np.int32)},
+               _act("y", out_shape, s_out, zp_out)]
+    ops = [{"code": 40, "inputs": [0, 1], "outputs": [2], "options_type": 27, "options": opts}]
+    _check(tmp_path, _build(tensors, ops, [0], [2]), (1, 5, 7, 6), 16)
+
+
+def test_mean_over_channels_and_width(tmp_path) -> None:
+    def opts(b):
+        R = _m("ReducerOptions")
+        R.Start(b)
+        R.AddKeepDims(b, False)
+        return R.End(b)
+
+    tensors = [_act("x", [1, 5, 7, 6], 0.05, 3),
+               {"name": "axes", "shape": [2], "type": INT32, "data": np.array([3, -2], np.int32)},
+               _act("y", [1, 5], 0.011, -20)]
+    ops = [{"code": 40, "inputs": [0, 1], "outputs": [2], "options_type": 27, "options": opts}]
+    _check(tmp_path, _build(tensors, ops, [0], [2]), (1, 5, 7, 6), 17)
+
+
+@pytest.mark.parametrize("code, s_in, zp_in", [(14, 0.05, 3), (14, 0.12, -20), (28, 0.03, 0),
+                                               (28, 0.09, 17)])
+def test_logistic_tanh(tmp_path, code, s_in, zp_in) -> None:
+    out = _act("y", [1, 64], 1 / 256, -128) if code == 14 else _act("y", [1, 64], 1 / 128, 0)
+    tensors = [_act("x", [1, 64], s_in, zp_in), out]
+    ops = [{"code": code, "inputs": [0], "outputs": [1]}]
+    _check(tmp_path, _build(tensors, ops, [0], [1]), (1, 64), 18)

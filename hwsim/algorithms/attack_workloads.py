@@ -102,7 +102,8 @@ def attack_query_trace(qmodel: IntegerClassifier, x: torch.Tensor, bits: int, ep
         loss = TensorInfo("attack.loss", (1,), 32, "scratch", "fp32")
         trace.alloc(loss)
         trace.op("cross_entropy", "attack.loss", [lg], [loss],
-                 {("elementwise", "fp32"): 3 * k + 2, ("lookup", "fp32"): k + 1}, layer="attack")
+                 # dequantize k logits, max-subtract, k exp + sum, 1 log, pick: FP elementwise work
+                 {("elementwise", "fp32"): 5 * k + 3}, layer="attack")
         trace.op("compare_loss", "attack.compare", [loss], [], {("compare", "fp32"): 1}, layer="attack")
         trace.free(query)
     return trace

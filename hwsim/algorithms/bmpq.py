@@ -141,7 +141,8 @@ class LayerRecord:
 class QLayer(nn.Module):
     """A BMPQ layer: PACT input quantizer at the layer's width + exact integer conv/linear.
 
-    The first layer quantizes the raw input with a fixed (non-learned) range `input_range`.
+    The first layer quantizes the raw input unsigned over a fixed (non-learned) range
+    [0, `input_range`] (digits pixels are in [0, 1]); every other layer's PACT clip α is learned.
     """
 
     def __init__(self, spec, *, alpha_init: float = 4.0, input_range: float | None = None,
@@ -157,7 +158,6 @@ class QLayer(nn.Module):
             torch.tensor(float(alpha_init), device=device))
         self.bits = int(spec.fixed_bits or 8)
         self.ternary_at_2 = ternary_at_2
-        self.last_grad_wq: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, trace: Trace, records: list[LayerRecord],
                 *, src: TensorInfo | None = None, quantized: tuple | None = None):

@@ -168,7 +168,8 @@ def _train(net: QNet, data, cfg: BmpqConfig, allocate, progress: bool) -> BmpqRe
             loss, _, _ = loss_and_trace(net, x_tr[idx], y_tr[idx], off)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            tracker.add_batch({q.name: nbg(q.weight, q._w_fq.grad, cfg.q_max) for q in net.layers()})
+            tracker.add_batch({q.name: (nbg(q.weight, q._w_fq.grad, cfg.q_max)
+                                        if q._w_fq.grad is not None else 0.0) for q in net.layers()})
             opt.step()
             with torch.no_grad():
                 for a in alphas:

@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 
 from hwsim.algorithms.zoqo_forward import IntNet, quantize_input
-from hwsim.algorithms.zoqo_loss import LOSSES, LutLoss, float_ce
-from hwsim.algorithms.zoqo_noise import cdf_table, counter_base, noise_steps, uniform32
+from hwsim.algorithms.zoqo_loss import LOSSES, LutLoss, float_ce, pair_ce
+from hwsim.algorithms.zoqo_noise import GroupedSampler, cdf_table, counter_base, noise_steps, uniform32
 from hwsim.errors import WorkloadError
 from hwsim.quant import QGroup, code_dtype, make_group
 from hwsim.trace import TensorInfo, Trace
@@ -102,6 +102,9 @@ class ZOQOTrainer:
         self.m_vec = torch.cat([torch.full((c.numel(),), self.state[n].m, dtype=torch.int32)
                                 for n, c in self.codes.items()]).to(self._wide)
         self.base = counter_base(off)
+        names = list(self.codes)
+        self.sampler = GroupedSampler([self.state[n].table for n in names], [self.state[n].k for n in names],
+                                      [self.codes[n].numel() for n in names])
         self.codes = self._views(self.flat)
         self.lut = LutLoss.build(self.net.logit_scale) if cfg.loss == "lut" else None
         self.step_index = 0
@@ -118,11 +121,7 @@ class ZOQOTrainer:
     def _noise_flat(self, step: int) -> torch.Tensor:
         """j for every code of every group: one PRNG pass, one inverse-CDF search per group."""
         r = uniform32(self.cfg.seed, step, 0, self.base.numel(), self.base)
-        j = torch.empty(r.shape, dtype=self._wide)
-        for name, st in self.state.items():
-            sl = self.slices[name]
-            j[sl] = torch.searchsorted(st.table, r[sl], right=True) - st.k
-        return j
+        return self.sampler(r).to(self._wide)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor, trace: Trace | None, tag: str):
         if self.lut is not None:
@@ -137,29 +136,28 @@ class ZOQOTrainer:
         ctx = trace.phase("perturb") if trace is not None else _null()
         with ctx:
             j = self._noise_flat(t)
-            wide = self.flat.to(self._wide)
-            p, m = wide + j, wide - j
+            pm = self.flat.to(self._wide).unsqueeze(0) + torch.stack((j, -j))     # [2, d]: θ+, θ−
             if cfg.clamp_perturbed:
-                p = torch.minimum(p.clamp_(min=0), self.qmax_vec, out=p)
-                m = torch.minimum(m.clamp_(min=0), self.qmax_vec, out=m)
-                p, m = p.to(self.flat.dtype), m.to(self.flat.dtype)
-            plus, minus = self._views(p), self._views(m)
+                pm = torch.minimum(pm.clamp_(min=0), self.qmax_vec, out=pm).to(self.flat.dtype)
+            stacked = {n: pm[:, sl].view(2, *self.shapes[n]) for n, sl in self.slices.items()}
             if trace is not None:
                 for name, st in self.state.items():
                     self._emit_perturb(trace, name, st, self.codes[name])
             if cfg.regenerate_noise:
                 del j
-        losses = []
-        for tag, cs in (("+", plus), ("-", minus)):
-            ctx = trace.phase("forward_plus" if tag == "+" else "forward_minus") if trace is not None else _null()
-            with ctx:
-                logits = self.net.forward(cs, xq, trace, tag)
-            ctx = trace.phase("compare") if trace is not None else _null()
-            with ctx:
-                losses.append(self._loss(logits, y, trace, tag))
+        logits = self.net.forward_stacked(stacked, xq, trace)
+        if trace is None and self.lut is None:
+            losses = pair_ce(logits, y, self.net.logit_scale)
+        else:
+            losses = []
+            for qi, tag in enumerate(("+", "-")):
+                ctx = trace.phase("compare") if trace is not None else _null()
+                with ctx:
+                    losses.append(self._loss(logits[qi], y, trace, tag))
+        for qi, tag in enumerate(("+", "-")):
             if trace is not None:
                 with trace.phase("forward_plus" if tag == "+" else "forward_minus"):
-                    for name in cs:
+                    for name in self.codes:
                         trace.free(self._code_info(name, tag))
         lp, lm = losses
         ctx = trace.phase("compare") if trace is not None else _null()

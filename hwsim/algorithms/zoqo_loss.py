@@ -38,6 +38,14 @@ def float_ce(logits: torch.Tensor, y: torch.Tensor, logit_scale: float, trace: T
     return loss
 
 
+def pair_ce(logits: torch.Tensor, y: torch.Tensor, logit_scale: float) -> list[float]:
+    """Both queries' mean CE from stacked logits [Q, N, C] in one call (same values as `float_ce`)."""
+    q, n, c = logits.shape
+    ce = torch.nn.functional.cross_entropy(logits.reshape(q * n, c).to(torch.float32) * logit_scale,
+                                           y.repeat(q), reduction="none")
+    return ce.view(q, n).mean(1).tolist()
+
+
 @dataclass
 class LutLoss:
     """Integer cross-entropy surrogate built for one logit scale."""

@@ -20,7 +20,7 @@ def accuracy_table(metrics: dict) -> str:
         lines.append(f"| {label} | {'—' if fp is None else f'{100 * fp:.2f}'} | {cell(opt + '/post-q')} | "
                      f"{cell(opt + '/q-post')} | {cell(opt + '/q-noise')} |")
     if any(k.startswith("zoqo@") for k in v):
-        lines.append(f"| ZOQO | | | | {cell('zoqo')} |")
+        lines.append(f"\nZOQO (b = {' / '.join(map(str, bits))}): {cell('zoqo')}")
     pre = metrics.get("pretrained_fp_accuracy")
     if pre is not None:
         lines.append(f"\nstart: float-pretrained model {100 * pre:.2f} % "

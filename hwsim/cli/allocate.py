@@ -18,16 +18,35 @@ from hwsim.errors import HwsimError
 
 
 def _load_model(name: str):
-    from hwsim.models.layer_specs import builtin_model, from_tflite
+    """A .tflite path, a shapes-only layer list (resnet18-cifar10, ...) or an MLPerf Tiny name."""
+    from hwsim.models.layer_specs import BUILTIN_MODELS, builtin_model, from_tflite
     if name.endswith(".tflite"):
         if not Path(name).is_file():
             raise HwsimError(f"--model {name}: file not found")
         return from_tflite(name)
+    if name not in BUILTIN_MODELS:
+        try:
+            from hwsim.models.registry import resolve
+        except ImportError:
+            resolve = None
+        path = resolve(name) if resolve else None
+        if path is not None:
+            return from_tflite(path)
     return builtin_model(name)
 
 
+def _with_first_last(spec, bits: int):
+    """Re-fix the model's fixed (first/last) layers to `bits`, or free them with 0."""
+    import dataclasses
+    if bits < 0:
+        raise HwsimError(f"--first-last-bits {bits}: use a positive width or 0 (no fixed layers)")
+    layers = tuple(dataclasses.replace(s, fixed_bits=(bits or None)) if s.fixed_bits else s
+                   for s in spec.layers)
+    return dataclasses.replace(spec, layers=layers)
+
+
 def _read_sensitivity(path: Path, layers: list[str]) -> dict[str, float]:
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         raise HwsimError(f"--sensitivity {path}: file not found")
     out: dict[str, float] = {}
     with path.open(newline="") as fh:
@@ -76,6 +95,8 @@ def register(app: typer.Typer) -> None:
         objective: str = typer.Option("rank", "--objective", help="rank (paper: Σ sens×rank) or bits."),
         solver: str = typer.Option("highs", "--solver", help="highs (in-process) or cbc (PuLP)."),
         fmt: str = typer.Option("table", "--format", help="table or json."),
+        first_last_bits: int = typer.Option(16, "--first-last-bits", help="Fixed width of the first and "
+                                            "last layers (paper: 16); 0 lets the ILP choose them too."),
     ) -> None:
         """Choose per-layer bit widths that maximise sensitivity under the budgets."""
         from hwsim.ilp import Allocator, format_value
@@ -89,7 +110,7 @@ def register(app: typer.Typer) -> None:
             raise HwsimError(f"--bits {bits!r}: write comma-separated integers, e.g. 2,4,8") from None
         if not support:
             raise HwsimError("--bits is empty; write e.g. 2,4,8")
-        spec = _load_model(model)
+        spec = _with_first_last(_load_model(model), first_last_bits)
         raw = parse_budget_items(budget)
         tgt = None
         if target is not None:

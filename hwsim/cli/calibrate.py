@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Where to write the calibrated profile YAML."),
         params: str = typer.Option("mac,dw_mac", "--params",
                                    help="Comma-separated parameters to fit: op classes (mac, dw_mac, mac+dw_mac tied, "
-                                        "elementwise, compare, lookup), per_op, per_inference."),
+                                        "elementwise, compare, lookup), memory:<level> (bandwidth efficiency of a "
+                                        "memory level, e.g. memory:flash), per_op, per_inference."),
         name: str = typer.Option("", "--name", help="Name of the new profile (default: the output file's stem)."),
         fitted_on: str = typer.Option("", "--fitted-on", help="Text stored as runtime_efficiency.fitted_on "
                                                               "(default: the measurements file and its models)."),
@@ -52,6 +53,7 @@ def register(app: typer.Typer) -> None:
         load_target(out)  # the written profile must load; a ProfileError here is a bug worth seeing
         typer.echo(f"wrote {out} (extends {extends})")
         typer.echo("efficiency: " + ", ".join(f"{c}={v:.4f}" for c, v in fit_.efficiency.items())
+                   + "".join(f"; memory {lv}={v:.4f}" for lv, v in fit_.memory_efficiency.items())
                    + f"; per_op_overhead={fit_.per_op_overhead_s * 1e6:.3g} us"
                    + f"; per_inference_overhead={fit_.per_inference_overhead_s * 1e6:.3g} us"
                    + (f"; static power={fit_.static_W * 1e3:.4g} mW" if fit_.static_W is not None else ""))

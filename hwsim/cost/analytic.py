@@ -7,8 +7,12 @@ reference the discrete-event model is compared against, and what Φ tables and s
 Conventions (also in `CostResult.conventions`):
 - compute_s = Σ over the op's (class, format) work of count / (unit.count × per_cycle ×
   runtime_efficiency.compute[class] × unit clock); formats the unit lacks are promoted (flagged).
-- memory_s = Σ over memory levels touched of read_bytes/read_bw + write_bytes/write_bw + latency
-  (one shared memory interface: levels do not overlap each other in this model).
+- memory_s = Σ over memory levels touched of (read_bytes/read_bw + write_bytes/write_bw) /
+  runtime_efficiency.memory[level] + latency (one shared memory interface: levels do not overlap
+  each other in this model).
+- stall_s: the memory time of levels marked `stalls_compute` (flash wait states on an MCU core):
+  the core waits for those reads itself, so their time is added to compute_s (and left out of
+  memory_s) instead of overlapping it.
 - overhead_s = unit.launch_overhead + runtime_efficiency.per_op_overhead; plus
   per_inference_overhead once per trace step.
 - `repeat`: {"step": N} repeats the whole trace N times; {phase: k} runs that phase k times per step.
@@ -31,8 +35,10 @@ CONVENTIONS = {
     "latency": "per op max(compute, memory) + launch/per-op overhead, summed in trace order, "
                "+ per-inference overhead once per step; repeats multiply",
     "compute": "work / (units x ops-per-cycle x runtime efficiency x clock), promoted format when native is absent",
-    "memory": "bytes per level (placement by tensor kind, spills moved to the next level) / bandwidth + latency, "
-              "levels summed (one memory interface)",
+    "memory": "bytes per level (placement by tensor kind, spills moved to the next level) / (bandwidth x "
+              "runtime memory efficiency) + latency, levels summed (one memory interface)",
+    "stall": "on a cpu unit, the memory time of levels with stalls_compute (wait states) is part of compute_s "
+             "(column stall_s), not of memory_s",
     "energy": "work x energy/op + bytes x energy/byte + static power x latency",
     "bytes": "tensor bytes as stored on the target (sub-byte values cost a container when packing is false)",
 }
@@ -118,7 +124,7 @@ def op_rows(events: list[OpEvent], prices: list[OpPrice], target, repeat: dict[s
             "op": ev.op, "name": ev.name, "layer": ev.layer, "phase": ev.phase, "step": ev.step,
             "unit": p.unit, "fmt": ",".join(sorted({part.run_fmt for part in p.parts})),
             "macs": ev.macs, "work": p.work, "float_ops": ev.float_ops,
-            "compute_s": p.compute_s, "memory_s": p.memory_s, "overhead_s": p.overhead_s,
+            "compute_s": p.compute_s, "memory_s": p.memory_s, "stall_s": p.stall_s, "overhead_s": p.overhead_s,
             "latency_s": lat, "bound": "compute" if p.compute_s >= p.memory_s else "memory",
             "compute_energy_j": p.compute_energy_j, "memory_energy_j": p.memory_energy_j,
             "static_energy_j": static_e, "energy_j": p.compute_energy_j + p.memory_energy_j + static_e,
@@ -131,7 +137,7 @@ def op_rows(events: list[OpEvent], prices: list[OpPrice], target, repeat: dict[s
             row[f"bytes_{lvl}"] = r + w
         rows.append(row)
     cols = ["op", "name", "layer", "phase", "step", "unit", "fmt", "macs", "work", "float_ops",
-            "compute_s", "memory_s", "overhead_s", "latency_s", "bound", "compute_energy_j",
+            "compute_s", "memory_s", "stall_s", "overhead_s", "latency_s", "bound", "compute_energy_j",
             "memory_energy_j", "static_energy_j", "energy_j", "repeat", "flags"]
     cols += [f"{k}_{lvl}" for lvl in levels for k in ("read_bytes", "write_bytes", "bytes")]
     return pd.DataFrame(rows, columns=cols)

@@ -8,13 +8,17 @@ hardware profile, so every later prediction uses the same cost model with fitted
 Method. The analytic cost model is linear in its free parameters except for the per-op
 max(compute, memory):
 
-    latency = sum_ops max(K_i + sum_c x_c * C_ic, M_i) + O_i + p * n_ops + q * n_inferences
+    latency = sum_ops max(K_i + sum_c x_c * C_ic + sum_l y_l * S_il, M_i + sum_l y_l * B_il)
+              + O_i + p * n_ops + q * n_inferences
 
 with x_c = 1 / runtime_efficiency.compute[c] (>= 1: a library cannot beat the profile's peak),
-p = per_op_overhead, q = per_inference_overhead. C_ic (compute seconds of op i in class c at
-efficiency 1), K_i (compute of classes not fitted), M_i (memory seconds) and O_i (launch
-overhead) are read from `cost_trace` itself — the per-class part by re-pricing with one class at
-half efficiency — so the fit and the predictions use one cost model, never a second formula.
+y_l = 1 / runtime_efficiency.memory[l] (parameter `memory:<level>`, >= 1: no faster than the
+level's bandwidth), p = per_op_overhead, q = per_inference_overhead. C_ic (compute seconds of op
+i in class c at efficiency 1), S_il / B_il (bandwidth seconds of level l that stall the core /
+that overlap compute, see `Memory.stalls_compute`), K_i (compute and stalls not fitted), M_i
+(memory seconds not fitted) and O_i (launch overhead) are read from `cost_trace` itself — each
+fitted part by re-pricing with that class or level at half efficiency — so the fit and the
+predictions use one cost model, never a second formula.
 The parameters minimise the squared *relative* latency errors (models span 2 ms to 700 ms)
 with bounds, by `scipy.optimize.least_squares`.
 """
@@ -30,8 +34,10 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-#: Parameters `fit` can estimate. Class names are hwsim.trace.OP_CLASSES; "mac+dw_mac" ties both.
+#: Parameters `fit` can estimate. Class names are hwsim.trace.OP_CLASSES; "mac+dw_mac" ties both;
+#: `memory:<level>` (e.g. memory:flash) fits that memory level's bandwidth efficiency.
 FIT_PARAMS = ("mac", "dw_mac", "mac+dw_mac", "elementwise", "compare", "lookup", "per_op", "per_inference")
+MEMORY_PREFIX = "memory:"
 DEFAULT_PARAMS = ("mac", "dw_mac")
 
 
@@ -104,43 +110,77 @@ class Features:
     n_inferences: int
     dynamic_energy_j: float    # compute + memory energy (static power excluded)
     op_names: tuple[str, ...] = ()   # OpEvent.op per row (for diagnostics by operator type)
+    S: dict[str, np.ndarray] = field(default_factory=dict)  # level -> stall seconds per op at efficiency 1
+    B: dict[str, np.ndarray] = field(default_factory=dict)  # level -> overlapping bandwidth seconds per op
 
 
-def _with_efficiency(target, compute: dict[str, float], per_op: float = 0.0, per_inf: float = 0.0):
+def _with_efficiency(target, compute: dict[str, float], per_op: float = 0.0, per_inf: float = 0.0,
+                     memory: dict[str, float] | None = None):
     t = target.model_copy(deep=True)
-    t.runtime_efficiency = t.runtime_efficiency.model_copy(
-        update={"compute": dict(compute), "per_op_overhead_s": per_op, "per_inference_overhead_s": per_inf})
+    update: dict[str, Any] = {"compute": dict(compute), "per_op_overhead_s": per_op,
+                              "per_inference_overhead_s": per_inf}
+    if memory is not None:
+        update["memory"] = dict(memory)
+    t.runtime_efficiency = t.runtime_efficiency.model_copy(update=update)
     return t
 
 
 def _classes(params: Sequence[str]) -> list[str]:
     out: list[str] = []
     for p in params:
-        if p in ("per_op", "per_inference"):
+        if p in ("per_op", "per_inference") or p.startswith(MEMORY_PREFIX):
             continue
         out.extend(p.split("+"))
     return out
+
+
+def _levels(params: Sequence[str]) -> list[str]:
+    return [p[len(MEMORY_PREFIX):] for p in params if p.startswith(MEMORY_PREFIX)]
+
+
+def check_params(params: Sequence[str], target=None) -> None:
+    """Raise HwsimError naming the first parameter `fit` cannot estimate (memory levels checked on `target`)."""
+    for p in params:
+        if p.startswith(MEMORY_PREFIX):
+            level = p[len(MEMORY_PREFIX):]
+            if target is not None and level not in target.memories:
+                raise HwsimError(f"calibration parameter {p!r}: target {target.name!r} has no memory level "
+                                 f"{level!r}; levels: {sorted(target.memories)}")
+        elif p not in FIT_PARAMS:
+            raise HwsimError(f"unknown calibration parameter {p!r}; choose from {list(FIT_PARAMS)} "
+                             f"or {MEMORY_PREFIX}<level>")
 
 
 def features(trace, target, params: Sequence[str], label: str = "") -> Features:
     """Decompose `cost_trace(trace, target)` into the parts `params` scale (see module docstring)."""
     from hwsim.cost.analytic import cost_trace, n_inferences
 
+    check_params(params, target)
     classes = _classes(params)
+    levels = _levels(params)
     base_eff = {c: f for c, f in target.runtime_efficiency.compute.items() if c not in classes}
-    base = cost_trace(trace, _with_efficiency(target, base_eff))
+    base_mem = {lv: f for lv, f in target.runtime_efficiency.memory.items() if lv not in levels}
+    base = cost_trace(trace, _with_efficiency(target, base_eff, memory=base_mem))
     comp0 = base.ops["compute_s"].to_numpy(dtype=float)
+    mem0 = base.ops["memory_s"].to_numpy(dtype=float)
     C: dict[str, np.ndarray] = {}
     for c in classes:
-        half = cost_trace(trace, _with_efficiency(target, {**base_eff, c: 0.5}))
+        half = cost_trace(trace, _with_efficiency(target, {**base_eff, c: 0.5}, memory=base_mem))
         C[c] = half.ops["compute_s"].to_numpy(dtype=float) - comp0
-    K = comp0 - sum(C.values(), np.zeros_like(comp0))
+    S: dict[str, np.ndarray] = {}
+    B: dict[str, np.ndarray] = {}
+    for lv in levels:
+        half = cost_trace(trace, _with_efficiency(target, base_eff, memory={**base_mem, lv: 0.5}))
+        S[lv] = half.ops["compute_s"].to_numpy(dtype=float) - comp0
+        B[lv] = half.ops["memory_s"].to_numpy(dtype=float) - mem0
+    K = comp0 - sum(C.values(), np.zeros_like(comp0)) - sum(S.values(), np.zeros_like(comp0))
     K = np.where(np.abs(K) < 1e-15, 0.0, K)
+    M = mem0 - sum(B.values(), np.zeros_like(mem0))
+    M = np.where(np.abs(M) < 1e-15, 0.0, M)
     events = trace.ops()
     dyn = float((base.ops["compute_energy_j"] + base.ops["memory_energy_j"]).sum())
-    return Features(label, C, K, base.ops["memory_s"].to_numpy(dtype=float),
-                    base.ops["overhead_s"].to_numpy(dtype=float), len(events),
-                    n_inferences(events, {}), dyn, tuple(base.ops["op"]))
+    return Features(label, C, K, M, base.ops["overhead_s"].to_numpy(dtype=float), len(events),
+                    n_inferences(events, {}), dyn, tuple(base.ops["op"]), S, B)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,6 +198,7 @@ class Fit:
     static_W: float | None                # fitted static power (None: not fitted)
     train_rel_error: dict[str, float]     # label -> (predicted - measured) / measured
     at_bound: list[str] = field(default_factory=list)   # parameters stuck at a bound (say so)
+    memory_efficiency: dict[str, float] = field(default_factory=dict)   # memory level -> fraction of bandwidth
 
 
 def _unpack(theta: np.ndarray, params: Sequence[str]) -> tuple[dict[str, float], float, float]:
@@ -168,6 +209,8 @@ def _unpack(theta: np.ndarray, params: Sequence[str]) -> tuple[dict[str, float],
             per_op = float(v) * 1e-3
         elif p == "per_inference":
             per_inf = float(v) * 1e-3
+        elif p.startswith(MEMORY_PREFIX):
+            x[p] = float(v)
         else:
             for c in p.split("+"):
                 x[c] = float(v)
@@ -179,7 +222,12 @@ def predict(f: Features, x: dict[str, float], per_op: float, per_inf: float) -> 
     comp = f.K.copy()
     for c, arr in f.C.items():
         comp = comp + x.get(c, 1.0) * arr
-    return float(np.maximum(comp, f.M).sum() + f.O.sum() + per_op * f.n_ops + per_inf * f.n_inferences)
+    mem = f.M.copy()
+    for lv, arr in f.S.items():
+        comp = comp + x.get(MEMORY_PREFIX + lv, 1.0) * arr
+    for lv, arr in f.B.items():
+        mem = mem + x.get(MEMORY_PREFIX + lv, 1.0) * arr
+    return float(np.maximum(comp, mem).sum() + f.O.sum() + per_op * f.n_ops + per_inf * f.n_inferences)
 
 
 def fit(feats: Sequence[Features], latencies_s: Sequence[float], params: Sequence[str] = DEFAULT_PARAMS,
@@ -187,9 +235,7 @@ def fit(feats: Sequence[Features], latencies_s: Sequence[float], params: Sequenc
     """Least-squares fit of `params` to measured latencies (relative errors); static power to energies."""
     from scipy.optimize import least_squares
 
-    bad = [p for p in params if p not in FIT_PARAMS]
-    if bad:
-        raise HwsimError(f"unknown calibration parameter {bad[0]!r}; choose from {list(FIT_PARAMS)}")
+    check_params(params)
     if not feats:
         raise HwsimError("calibration needs at least one measurement")
     y = np.asarray(latencies_s, dtype=float)
@@ -203,7 +249,8 @@ def fit(feats: Sequence[Features], latencies_s: Sequence[float], params: Sequenc
     # start: one common slowdown that matches the mean measured/modelled ratio; overheads 0
     base = np.array([predict(f, {}, 0.0, 0.0) for f in feats])
     s0 = max(1.0, float(np.median(y / np.maximum(base, 1e-12))))
-    theta0 = np.array([0.0 if p in ("per_op", "per_inference") else s0 for p in params])
+    theta0 = np.array([0.0 if p in ("per_op", "per_inference") else 1.0 if p.startswith(MEMORY_PREFIX) else s0
+                       for p in params])
     sol = least_squares(residuals, theta0, bounds=(lo, hi), method="trf", x_scale="jac")
     x, per_op, per_inf = _unpack(sol.x, params)
     at_bound = [p for p, v, l in zip(params, sol.x, lo) if abs(v - l) <= 1e-9 * max(1.0, abs(l))]
@@ -215,8 +262,9 @@ def fit(feats: Sequence[Features], latencies_s: Sequence[float], params: Sequenc
         num = sum((e - d) * t for e, d, t in pairs)
         den = sum(t * t for _, _, t in pairs)
         static_W = max(0.0, num / den) if den > 0 else None
-    return Fit(tuple(params), {c: 1.0 / v for c, v in x.items()}, per_op, per_inf, static_W,
-               {f.label: float(r) for f, r in zip(feats, res)}, at_bound)
+    return Fit(tuple(params), {c: 1.0 / v for c, v in x.items() if not c.startswith(MEMORY_PREFIX)},
+               per_op, per_inf, static_W, {f.label: float(r) for f, r in zip(feats, res)}, at_bound,
+               {c[len(MEMORY_PREFIX):]: 1.0 / v for c, v in x.items() if c.startswith(MEMORY_PREFIX)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,6 +279,8 @@ def profile_yaml(base_name: str, name: str, fit_: Fit, fitted_on: str, sources: 
     src = "@calibration: " + fitted_on
     eff: dict[str, Any] = {"source": src}
     eff["compute"] = {c: float(f"{v:.6g}") for c, v in sorted(fit_.efficiency.items())}
+    if fit_.memory_efficiency:
+        eff["memory"] = {lv: float(f"{v:.6g}") for lv, v in sorted(fit_.memory_efficiency.items())}
     eff["per_op_overhead"] = f"{fit_.per_op_overhead_s * 1e6:.6g} us"
     eff["per_inference_overhead"] = f"{fit_.per_inference_overhead_s * 1e6:.6g} us"
     eff["fitted_on"] = fitted_on
@@ -278,7 +328,8 @@ def calibrate(target, measurements: Sequence[Measurement], params: Sequence[str]
 def calibrated_target(target, fit_: Fit):
     """`target` with the fitted runtime efficiency (and static power) applied, in memory."""
     t = _with_efficiency(target, {**target.runtime_efficiency.compute, **fit_.efficiency},
-                         fit_.per_op_overhead_s, fit_.per_inference_overhead_s)
+                         fit_.per_op_overhead_s, fit_.per_inference_overhead_s,
+                         {**target.runtime_efficiency.memory, **fit_.memory_efficiency})
     if fit_.static_W is not None:
         t.power = t.power.model_copy(update={"static_W": fit_.static_W})
     return t

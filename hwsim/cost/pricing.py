@@ -40,6 +40,7 @@ class OpPrice:
     memory_energy_j: float
     overhead_s: float
     flags: list[str] = field(default_factory=list)
+    stall_s: float = 0.0                # memory time of levels that stall the core (included in compute_s)
 
     @property
     def work(self) -> int:
@@ -185,12 +186,19 @@ class Pricer:
             for level, share in self.levels_for(tensor.kind):
                 writes[level] = writes.get(level, 0.0) + nbytes * share
         mem_s_by_level: dict[str, float] = {}
+        stall_s = 0.0
         mem_e = 0.0
-        for level in set(reads) | set(writes):
+        for level in sorted(set(reads) | set(writes)):
             m = t.memories[level]
             r, w = reads.get(level, 0.0), writes.get(level, 0.0)
-            mem_s_by_level[level] = r / m.read_bw_Bps + w / m.write_bw_Bps + m.latency_s
+            eff = t.runtime_efficiency.memory_factor(level)
+            secs = (r / m.read_bw_Bps + w / m.write_bw_Bps) / eff + m.latency_s
             mem_e += r * m.read_energy_J_per_byte + w * m.write_energy_J_per_byte
+            if m.stalls_compute and t.compute[unit_name].kind == "cpu":
+                # wait states: the core itself waits for these reads, so they cannot overlap its work
+                stall_s += secs
+            else:
+                mem_s_by_level[level] = secs
         overhead = t.compute[unit_name].launch_overhead_s + t.runtime_efficiency.per_op_overhead_s
-        return OpPrice(unit_name, compute_s, compute_e, parts, reads, writes, weight_reads,
-                       mem_s_by_level, sum(mem_s_by_level.values()), mem_e, overhead, op_flags)
+        return OpPrice(unit_name, compute_s + stall_s, compute_e, parts, reads, writes, weight_reads,
+                       mem_s_by_level, sum(mem_s_by_level.values()), mem_e, overhead, op_flags, stall_s)

@@ -24,7 +24,9 @@ Exported names
 - ``requantize_float64(acc, s_in, s_w, s_out)``: LiteRT-ref FULLY_CONNECTED float path.
 - ``exp_on_interval_between_negative_one_quarter_and_0_excl(a)``, ``exp_on_negative_values(a,
   integer_bits)``, ``one_over_one_plus_x_for_x_in_0_1(a)``, ``get_reciprocal(x, integer_digits)``
-  → ``(recip, num_bits_over_unit)``, ``rounding_half_sum(a, b)``.
+  → ``(recip, num_bits_over_unit)``, ``rounding_half_sum(a, b)``,
+  ``one_minus_x_over_one_plus_x_for_x_in_0_1(a)``, ``logistic(a, integer_bits)``,
+  ``tanh(a, integer_bits)`` (gemmlowp fixed-point logistic / tanh).
 - ``preprocess_softmax_scaling(beta, s_in, input_integer_bits, single_rounding=False)``,
   ``calculate_input_radius(input_integer_bits, left_shift, total_signed_bits=31)``.
 """
@@ -46,7 +48,8 @@ __all__ = [
     "multiply_by_quantized_multiplier_int64", "multiply_by_quantized_multiplier_greater_than_one",
     "effective_scale", "requantize_float64",
     "exp_on_interval_between_negative_one_quarter_and_0_excl", "exp_on_negative_values",
-    "one_over_one_plus_x_for_x_in_0_1", "get_reciprocal", "rounding_half_sum",
+    "one_over_one_plus_x_for_x_in_0_1", "one_minus_x_over_one_plus_x_for_x_in_0_1", "logistic",
+    "tanh", "get_reciprocal", "rounding_half_sum",
     "preprocess_softmax_scaling", "calculate_input_radius",
 ]
 
@@ -64,9 +67,11 @@ def wrap_int32(x: Any) -> np.ndarray:
 
 
 def round_half_away(x: Any) -> np.ndarray:
-    """C `round`: half away from zero (never numpy's half-to-even `rint`)."""
-    x = np.asarray(x, dtype=np.float64)
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+    """C `round`: half away from zero (never numpy's half-to-even `rint`), exact for every double
+    (trunc + exact fractional part, so 0.49999999999999994 rounds to 0)."""
+    from hwsim.fixedpoint.rounding import round_half_away as _round_half_away
+
+    return _round_half_away(np.asarray(x, dtype=np.float64)).astype(np.int64)
 
 
 # ---- gemmlowp primitives ------------------------------------------------------------------------
@@ -289,6 +294,40 @@ def one_over_one_plus_x_for_x_in_0_1(a: Any) -> np.ndarray:
         one_minus = wrap_int32(one_q2 - hdx)
         x = wrap_int32(x + saturating_rounding_multiply_by_pot(_fx_mul(x, one_minus), 2))
     return saturating_rounding_multiply_by_pot(x, 1)
+
+
+def one_minus_x_over_one_plus_x_for_x_in_0_1(a: Any) -> np.ndarray:
+    """(1−x)/(1+x) for x a Q0.31 in [0, 1): the tanh helper of gemmlowp (Q2.29 Newton–Raphson)."""
+    a = _i64(a)
+    half_denominator = rounding_half_sum(a, INT32_MAX)
+    one_q2 = 1 << 29
+    x = wrap_int32(1515870810 + _fx_mul(half_denominator, -1010580540))
+    for _ in range(3):
+        hdx = _fx_mul(half_denominator, x)
+        x = wrap_int32(x + saturating_rounding_multiply_by_pot(_fx_mul(x, wrap_int32(one_q2 - hdx)), 2))
+    return saturating_rounding_multiply_by_pot(wrap_int32(x - one_q2), 2)
+
+
+def logistic(a: Any, integer_bits: int) -> np.ndarray:
+    """gemmlowp logistic of a Q(integer_bits) raw → Q0.31: 1/(1+exp(−|a|)), mirrored for a < 0."""
+    a = _i64(a)
+    pos = a > 0
+    abs_a = np.where(pos, a, -a)
+    r_pos = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(-abs_a, integer_bits))
+    r_neg = wrap_int32(INT32_MAX - r_pos)
+    return np.where(a == 0, 1 << 30, np.where(pos, r_pos, r_neg))
+
+
+def tanh(a: Any, integer_bits: int) -> np.ndarray:
+    """gemmlowp tanh of a Q(integer_bits) raw → Q0.31: (1−e)/(1+e), e = exp(−2|a|).
+
+    The doubling is ExactMulByPot<1>: the raw −|a| is reinterpreted with one more integer bit."""
+    a = _i64(a)
+    pos = a > 0
+    abs_a = np.where(pos, a, -a)
+    r_pos = one_minus_x_over_one_plus_x_for_x_in_0_1(
+        exp_on_negative_values(-abs_a, integer_bits + 1))
+    return np.where(a == 0, 0, np.where(pos, r_pos, -r_pos))
 
 
 def get_reciprocal(x: Any, x_integer_digits: int) -> tuple[np.ndarray, np.ndarray]:

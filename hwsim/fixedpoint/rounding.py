@@ -199,9 +199,10 @@ def div_int(x: IntArray, d: int | IntArray, mode: str = "half_away", *,
 
 # ---- generic requantization (training workloads) -------------------------------------------
 def fixed_multiplier(real: float, bits: int = 31) -> tuple[int, int]:
-    """(M, n) with real ≈ M / 2^n, 2^(bits-1) ≤ M < 2^bits, n ≥ 0 (M=0 for real=0).
+    """(M, n) with real ≈ M / 2^n, 2^(bits-1) ≤ M < 2^bits (M = 0 for real = 0).
 
-    Multipliers ≥ 2^(bits-1)... are folded into M (n = 0), tiny ones lose precision at n = 62.
+    M = round_half_away(mantissa · 2^bits). Multipliers large enough that n would be negative are
+    folded into M with n = 0; tiny ones are clamped to n = 62 (with fewer significant bits).
     """
     if not (real >= 0 and math.isfinite(real)):
         raise HwsimError(f"requantization multiplier must be finite and ≥ 0, got {real}")
@@ -226,7 +227,7 @@ def requantize(acc, multiplier_real: float | Sequence[float] | np.ndarray | torc
                axis: int | None = None, out_bits: int = 8, signed: bool = True,
                zero_point: int = 0, rounding: str = "half_away", multiplier_bits: int = 31,
                narrow: bool = False, seed: Seed = None):
-    """y = clamp(round(acc · multiplier) + zero_point) with an integer multiplier; returns (y, n_sat).
+    """y = clamp(round(acc·multiplier) + zero_point) with an integer multiplier → (y, n_saturated).
 
     ``multiplier_real`` is a scalar or one value per channel along ``axis`` of ``acc``. It is
     converted once to (M, n) with ``multiplier_bits`` of precision (see ``fixed_multiplier``) and
@@ -250,8 +251,9 @@ def requantize(acc, multiplier_real: float | Sequence[float] | np.ndarray | torc
         shape = [1] * acc.ndim
         shape[axis] = len(pairs)
         if torch_in:
-            m = torch.tensor([p[0] for p in pairs], dtype=torch.int64, device=acc.device).reshape(shape)
-            n = torch.tensor([p[1] for p in pairs], dtype=torch.int64, device=acc.device).reshape(shape)
+            dev = acc.device
+            m = torch.tensor([p[0] for p in pairs], dtype=torch.int64, device=dev).reshape(shape)
+            n = torch.tensor([p[1] for p in pairs], dtype=torch.int64, device=dev).reshape(shape)
         else:
             m = np.array([p[0] for p in pairs], dtype=np.int64).reshape(shape)
             n = np.array([p[1] for p in pairs], dtype=np.int64).reshape(shape)

@@ -251,5 +251,5 @@ def from_tflite(path, first_last_bits: int | None = 16) -> ModelSpec:
 def builtin_model(name: str) -> ModelSpec:
     if name not in BUILTIN_MODELS:
         raise ModelError(f"unknown built-in model {name!r}; known: {', '.join(BUILTIN_MODELS)} "
-                         "(or pass a .tflite file)")
+                         "(or an MLPerf Tiny name such as resnet8, kws, or a .tflite file)")
     return BUILTIN_MODELS[name]()

@@ -38,7 +38,8 @@ def canonical(name: str) -> str | None:
     """The canonical builtin name for `name` or an alias (case-insensitive), else None."""
     key = name.strip().lower().replace("_", "-")
     for canon, (fname, aliases, _) in BUILTIN_MODELS.items():
-        if key == canon or key in aliases or key == Path(fname).stem.lower().replace("_", "-"):
+        names = {canon, Path(fname).stem.lower(), *aliases}
+        if key in {n.replace("_", "-") for n in names}:
             return canon
     return None
 

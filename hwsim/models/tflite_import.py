@@ -227,6 +227,7 @@ _OPTION_SCHEMAS: dict[int, list[tuple[str, str, Any]]] = {
     17: [("new_shape", "vi", None)],                                              # Reshape
     30: [("squeeze_dims", "vi", None)],                                           # Squeeze
     10: [("axis", _I, 0), ("fused_activation_function", _B, 0)],                  # Concatenation
+    27: [("keep_dims", _BOOL, False)],                                            # Reducer (MEAN)
     38: [], 89: [], 52: [], 22: [], 60: [],       # Dequantize, Quantize, ExpandDims, Pad, PadV2
 }
 _KIND_FMT = {_B: _I8, _I: _I32, _F: _F32, _BOOL: _U8}

@@ -154,6 +154,11 @@ class Memory(_Model):
     write_energy_J_per_byte: Quantity("energy_per_byte", "nonnegative") = _yaml(
         "write_energy_J_per_byte", "write_energy"
     )
+    stalls_compute: bool = Field(
+        False,
+        description="reads from this level stall the core (flash wait states on an in-order MCU with no "
+        "DMA to hide them): their time adds to the op's compute time instead of overlapping it",
+    )
 
 
 class OpCost(_Model):
@@ -260,6 +265,10 @@ class RuntimeEfficiency(_Model):
     """What fraction of peak the kernel library reaches; fitted by calibration."""
 
     compute: dict[OpClass, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=dict)
+    memory: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=dict,
+        description="fraction of a memory level's read/write bandwidth the kernels reach (by level name)",
+    )
     per_op_overhead_s: Quantity("time", "nonnegative") = _yaml("per_op_overhead_s", "per_op_overhead", default=0.0)
     per_inference_overhead_s: Quantity("time", "nonnegative") = _yaml(
         "per_inference_overhead_s", "per_inference_overhead", default=0.0
@@ -269,6 +278,10 @@ class RuntimeEfficiency(_Model):
     def factor(self, op_class: str) -> float:
         """Fraction of peak throughput for an op class (1.0 when not given)."""
         return self.compute.get(op_class, 1.0)  # type: ignore[call-overload]
+
+    def memory_factor(self, level: str) -> float:
+        """Fraction of a memory level's bandwidth reached (1.0 when not given)."""
+        return self.memory.get(level, 1.0)
 
 
 class Power(_Model):
@@ -366,6 +379,12 @@ def cross_check(t: Target) -> list[tuple[tuple[Any, ...], Any, str]]:
             writable = sorted(n for n, m in t.memories.items() if m.kind != "flash")
             problems.append(
                 (("placement", role), mem, f"{role} are written at run time but {mem!r} is flash; use one of {writable}")
+            )
+    for level, eff in t.runtime_efficiency.memory.items():
+        if level not in t.memories:
+            problems.append(
+                (("runtime_efficiency", "memory", level), eff,
+                 f"memory level {level!r} does not exist; defined memories: {names}")
             )
     mac_fmts = t.formats("mac")
     for field in ("weight_bits", "activation_bits"):

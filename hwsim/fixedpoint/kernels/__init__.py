@@ -10,7 +10,8 @@ from __future__ import annotations
 from hwsim.fixedpoint.kernels.base import BACKENDS, RUNTIMES, Kernel
 from hwsim.fixedpoint.kernels.conv import Conv2D, DepthwiseConv2D, FullyConnected
 from hwsim.fixedpoint.kernels.elementwise import Add, Sub
-from hwsim.fixedpoint.kernels.misc import Concatenation, Mul, Pad, Relu, Relu6
+from hwsim.fixedpoint.kernels.misc import (Concatenation, Logistic, Mean, Mul, Pad, Relu, Relu6,
+                                           Tanh)
 from hwsim.fixedpoint.kernels.pool import AveragePool2D, MaxPool2D
 from hwsim.fixedpoint.kernels.quantize import Dequantize, Quantize
 from hwsim.fixedpoint.kernels.shape_ops import Reshape
@@ -36,6 +37,9 @@ KERNELS: dict[str, type[Kernel]] = {
     "PAD": Pad,
     "PADV2": Pad,
     "CONCATENATION": Concatenation,
+    "MEAN": Mean,
+    "LOGISTIC": Logistic,
+    "TANH": Tanh,
 }
 
 __all__ = ["BACKENDS", "KERNELS", "RUNTIMES", "Kernel"]

@@ -141,3 +141,105 @@ class Concatenation(Kernel):
 
     def work(self) -> dict[tuple[str, str], int]:
         return {}
+
+
+class Mean(Kernel):
+    """MEAN of int8/int16 over any constant axes (reference_ops::QuantizedMeanOrSum, shared by
+    TFLM and LiteRT-ref): the 1/n factor is folded into the multiplier,
+    `M' = (M << k) / n`, `shift' = shift − k` with k = min(floor(log2 n), 32, 31 + shift); then
+    y = MBQM(Σx − Z_in·n, M', shift') + Z_out, clamped."""
+
+    event_op = "mean"
+
+    def prepare(self) -> None:
+        from hwsim.fixedpoint.gemmlowp import effective_scale
+
+        self.require_types("int8", "int16")
+        x, y = self.tensor(0), self.out()
+        axes = self.tensor(1).data
+        if axes is None:
+            raise self.fail("non-constant axes are not supported")
+        rank = len(x.shape)
+        self.axes = tuple(sorted({int(a) % rank for a in np.asarray(axes).ravel()}))
+        n = int(np.prod([x.shape[a] for a in self.axes])) if self.axes else 1
+        self.n = n
+        m, sh = quantize_multiplier(effective_scale(x.s, 1.0, y.s))
+        m, sh = int(m), int(sh)
+        k = min(n.bit_length() - 1, 32, 31 + sh)
+        self.m = (np.int64((m << k) // n), np.int64(sh - k))
+
+    def run(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
+        x, y = self.tensor(0), self.out()
+        a = inputs[0]
+        total = a.astype(np.int64).sum(axis=tuple(ax + 1 for ax in self.axes))
+        total -= x.zp * self.n
+        yq = multiply_by_quantized_multiplier(total, *self.m) + y.zp
+        yq, sat = clamp_count(yq, *QRANGE[y.fmt])
+        return [yq.astype(y.dtype).reshape((a.shape[0],) + y.shape)], sat
+
+    def work(self) -> dict[tuple[str, str], int]:
+        return {("elementwise", self.fmt): int(np.prod(self.tensor(0).shape))}
+
+
+class _GemmlowpActivation(Kernel):
+    """LOGISTIC / TANH int8 (reference_integer_ops): inputs beyond ±radius saturate, the rest go
+    through gemmlowp's fixed-point function with 4 integer bits."""
+
+    _INPUT_INTEGER_BITS = 4
+    _out_shift = 0
+    _out_zero = 0
+
+    def prepare(self) -> None:
+        import math
+
+        from hwsim.fixedpoint.gemmlowp import calculate_input_radius
+
+        self.require_types("int8")
+        x = self.tensor(0)
+        real = float(np.float32(x.s)) * float(1 << (31 - self._INPUT_INTEGER_BITS))
+        q, shift = math.frexp(real)
+        self.mult = int(round_half_away(q * float(1 << 31)))
+        self.shift = shift
+        self.radius = calculate_input_radius(self._INPUT_INTEGER_BITS, shift, 31)
+
+    def _fn(self, raw: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def run(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
+        from hwsim.fixedpoint.gemmlowp import rounding_divide_by_pot
+
+        x, y = self.tensor(0), self.out()
+        d = inputs[0].astype(np.int64) - x.zp
+        q4 = multiply_by_quantized_multiplier(d, self.mult, self.shift)
+        r = rounding_divide_by_pot(self._fn(q4), 31 - self._out_shift) + self._out_zero
+        r = np.clip(r, -128, 127)
+        r = np.where(d <= -self.radius, -128, np.where(d >= self.radius, 127, r))
+        return [r.astype(y.dtype)], 0
+
+    def work(self) -> dict[tuple[str, str], int]:
+        return {("elementwise", "int32"): int(np.prod(self.out().shape))}
+
+
+class Logistic(_GemmlowpActivation):
+    """LOGISTIC int8 → int8 with output S = 1/256, Z = −128."""
+
+    event_op = "logistic"
+    _out_shift = 8
+    _out_zero = -128
+
+    def _fn(self, raw: np.ndarray) -> np.ndarray:
+        from hwsim.fixedpoint.gemmlowp import logistic
+
+        return logistic(raw, self._INPUT_INTEGER_BITS)
+
+
+class Tanh(_GemmlowpActivation):
+    """TANH int8 → int8 with output S = 1/128, Z = 0."""
+
+    event_op = "tanh"
+    _out_shift = 7
+
+    def _fn(self, raw: np.ndarray) -> np.ndarray:
+        from hwsim.fixedpoint.gemmlowp import tanh
+
+        return tanh(raw, self._INPUT_INTEGER_BITS)

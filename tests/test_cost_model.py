@@ -194,10 +194,18 @@ def test_real_profile_first_conv_of_resnet8_by_hand():
     for tensor in ev.writes:
         lvl = {"activation": t.placement.activations, "output": t.placement.outputs}[tensor.kind]
         by_level.setdefault(lvl, [0, 0])[1] += tensor.numel * tensor.bits // 8
-    memory = sum(r / t.memories[m].read_bw_Bps + w / t.memories[m].write_bw_Bps + t.memories[m].latency_s
-                 for m, (r, w) in by_level.items())
+    def level_s(m: str) -> float:
+        r, w = by_level[m]
+        return r / t.memories[m].read_bw_Bps + w / t.memories[m].write_bw_Bps + t.memories[m].latency_s
+
+    # flash wait states stall the core (stalls_compute): its time is part of compute, not memory
+    assert t.memories["flash"].stalls_compute and not t.memories["sram"].stalls_compute
+    stall = sum(level_s(m) for m in by_level if t.memories[m].stalls_compute)
+    compute += stall
+    memory = sum(level_s(m) for m in by_level if not t.memories[m].stalls_compute)
     overhead = cpu.launch_overhead_s + t.runtime_efficiency.per_op_overhead_s
     row = res.ops[res.ops["name"] == ev.name].iloc[0]
+    assert stall > 0 and row["stall_s"] == pytest.approx(stall, rel=1e-12)
     assert row["compute_s"] == pytest.approx(compute, rel=1e-12)
     assert row["memory_s"] == pytest.approx(memory, rel=1e-12)
     assert row["latency_s"] == pytest.approx(max(compute, memory) + overhead, rel=1e-12)

@@ -154,3 +154,15 @@ def test_softmax_helpers_approximate_their_real_functions() -> None:
     recip, bits = g.get_reciprocal(np.array([1 << 19, 3 << 19]), 12)
     assert bits.tolist() == [0, 1]
     assert abs(recip[1] / 2 ** 31 / 2 ** int(bits[1]) - 1 / 3) < 1e-8
+
+
+def test_round_half_away_exact_and_equal_to_numerics_room() -> None:
+    from hwsim.fixedpoint.rounding import round_half_away as numerics_round
+
+    tricky = np.array([0.49999999999999994, -0.49999999999999994, 0.5, -0.5, 1.5, -1.5, 2.5,
+                       -2.5, 4503599627370495.5, -4503599627370495.5, 1e15 + 0.5, 0.0, -0.0,
+                       2.0 ** 52, -(2.0 ** 52) - 1])
+    rand = RNG.normal(0, 1e6, 5000)
+    for arr in (tricky, rand, np.round(rand) + 0.5):
+        assert g.round_half_away(arr).tolist() == numerics_round(arr).astype(np.int64).tolist()
+    assert g.round_half_away(tricky[:8]).tolist() == [0, 0, 1, -1, 2, -2, 3, -3]

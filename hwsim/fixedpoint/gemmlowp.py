@@ -68,10 +68,14 @@ def wrap_int32(x: Any) -> np.ndarray:
 
 def round_half_away(x: Any) -> np.ndarray:
     """C `round`: half away from zero (never numpy's half-to-even `rint`), exact for every double
-    (trunc + exact fractional part, so 0.49999999999999994 rounds to 0)."""
-    from hwsim.fixedpoint.rounding import round_half_away as _round_half_away
+    (trunc + exact fractional part, so 0.49999999999999994 rounds to 0).
 
-    return _round_half_away(np.asarray(x, dtype=np.float64)).astype(np.int64)
+    Same algorithm as `hwsim.fixedpoint.rounding.round_half_away` (tests check they agree), kept
+    in numpy here because that module imports torch, which costs seconds of CLI start-up."""
+    x = np.asarray(x, dtype=np.float64)
+    t = np.trunc(x)
+    frac = x - t
+    return (t + (frac >= 0.5) - (frac <= -0.5)).astype(np.int64)
 
 
 # ---- gemmlowp primitives ------------------------------------------------------------------------

@@ -5,6 +5,12 @@ belongs, or `KB` meaning 1000 or 1024, must be an error rather than a silently w
 *private* pint registry that defines only the units hwsim needs, with bytes and cycles as their own
 dimensions (pint's default registry treats bytes as dimensionless, so `25 GB/s` would pass as a
 clock) and Decimal magnitudes so `512 KiB` is exactly 524288 and `10 us` is exactly 1e-5.
+
+Speed: importing pint costs ~1 s (it drags in dask and numpy), which every CLI command that loads a
+profile would pay. Well-formed plain quantities (`<number> <prefix><unit>[/<prefix><unit>]`, the
+only shapes profiles use) are therefore parsed by a strict regex with exact Decimal arithmetic that
+gives bit-identical results; anything else — and every error — goes through pint, so error
+messages are unchanged. `benchmarks/bench_startup.py` cross-checks the fast path against pint.
 """
 from __future__ import annotations
 
@@ -13,9 +19,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pint
+if TYPE_CHECKING:  # pint is imported lazily (see module docstring)
+    import pint
 
 __all__ = ["DIMENSIONS", "Dimension", "UnitError", "parse_quantity", "format_quantity", "registry"]
 
@@ -51,7 +58,9 @@ cycle = [cycle] = cycles
 
 @lru_cache(maxsize=1)
 def registry() -> pint.UnitRegistry:
-    """The private, strict unit registry (built once; ~10 ms)."""
+    """The private, strict unit registry (built once; ~10 ms, plus ~1 s to import pint)."""
+    import pint
+
     ureg = pint.UnitRegistry(None, non_int_type=Decimal, autoconvert_offset_to_baseunit=False)
     for line in _DEFINITIONS.strip().splitlines():
         ureg.define(line)
@@ -141,6 +150,11 @@ def parse_quantity(
     text = value.strip()
     if not _NUMBER_RE.match(text):
         raise UnitError(f"{value!r} does not start with a number; write e.g. '{d.example}'")
+    fast = _fast_parse(text, dim)
+    if fast is not None:
+        return _check_sign(fast, value, d, minimum)
+    import pint
+
     ureg = registry()
     try:
         q = ureg.Quantity(text)
@@ -161,6 +175,79 @@ def parse_quantity(
         )
     magnitude = q.to(d.si_unit).magnitude
     return _check_sign(float(magnitude), value, d, minimum)
+
+
+# --- fast path -------------------------------------------------------------------------------
+# Mirrors _DEFINITIONS exactly: prefix -> Decimal factor, unit name -> (Decimal factor, dimension
+# exponents over (time, information, energy, cycle)). Only names pint resolves unambiguously.
+_FAST_PREFIXES: dict[str, Decimal] = {
+    "": Decimal(1), "f": Decimal("1e-15"), "p": Decimal("1e-12"), "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"), "µ": Decimal("1e-6"), "μ": Decimal("1e-6"), "m": Decimal("1e-3"),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+    "P": Decimal("1e15"), "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+}
+_DECIMAL_PREFIXES = ("", "f", "p", "n", "u", "µ", "μ", "m", "k", "M", "G", "T", "P")
+_FAST_UNITS: dict[str, tuple[Decimal, tuple[int, int, int, int]]] = {
+    "s": (Decimal(1), (1, 0, 0, 0)),
+    "B": (Decimal(1), (0, 1, 0, 0)),
+    "b": (Decimal("0.125"), (0, 1, 0, 0)),
+    "bit": (Decimal("0.125"), (0, 1, 0, 0)),
+    "J": (Decimal(1), (0, 0, 1, 0)),
+    "W": (Decimal(1), (-1, 0, 1, 0)),
+    "Hz": (Decimal(1), (-1, 0, 0, 0)),
+    "cycle": (Decimal(1), (0, 0, 0, 1)),
+}
+_FAST_DIMS: dict[str, tuple[int, int, int, int]] = {
+    "size": (0, 1, 0, 0), "frequency": (-1, 0, 0, 0), "bandwidth": (-1, 1, 0, 0),
+    "energy": (0, 0, 1, 0), "energy_per_byte": (0, -1, 1, 0), "power": (-1, 0, 1, 0),
+    "time": (1, 0, 0, 0), "per_cycle": (0, 0, 0, -1),
+}
+_PREFIX_ALT = "|".join(sorted((re.escape(p) for p in _FAST_PREFIXES if p), key=len, reverse=True))
+_UNIT_ALT = "|".join(sorted((re.escape(u) for u in _FAST_UNITS), key=len, reverse=True))
+_FAST_RE = re.compile(
+    r"^(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,3})?)"
+    rf"(?: *(?P<np>{_PREFIX_ALT})?(?P<nu>{_UNIT_ALT}))?"
+    rf"(?: */ *(?P<dp>{_PREFIX_ALT})?(?P<du>{_UNIT_ALT}))?$"
+)
+#: Decimal digits the exact product may need; below pint's 28-digit context nothing is rounded.
+_FAST_MAX_DIGITS = 26
+
+
+def _digits(x: Decimal) -> int:
+    return len(x.as_tuple().digits)
+
+
+def _fast_parse(text: str, dim: str) -> float | None:
+    """SI magnitude of a plain `<number> <unit>[/<unit>]` of dimension `dim`; None = ask pint.
+
+    Exact: every factor is a power of ten, a power of two or 1/8, and the digit budget keeps the
+    product inside Decimal's 28-digit context, so any order of multiplication (pint's included)
+    yields the same Decimal and hence the same float.
+    """
+    m = _FAST_RE.match(text)
+    if m is None or (m["nu"] is None and m["du"] is None):
+        return None
+    magnitude = Decimal(m["num"])
+    factors = []
+    exps = [0, 0, 0, 0]
+    if m["nu"] is not None:
+        f, e = _FAST_UNITS[m["nu"]]
+        factors += [_FAST_PREFIXES[m["np"] or ""], f]
+        exps = [a + b for a, b in zip(exps, e)]
+    if m["du"] is not None:
+        if (m["dp"] or "") not in _DECIMAL_PREFIXES:  # 1/2**k is not short in decimal
+            return None
+        f, e = _FAST_UNITS[m["du"]]
+        factors += [1 / _FAST_PREFIXES[m["dp"] or ""], 1 / f]  # exact: 10**k and 8
+        exps = [a - b for a, b in zip(exps, e)]
+    if tuple(exps) != _FAST_DIMS[dim]:
+        return None  # wrong dimension: pint writes the error message
+    if _digits(magnitude) + sum(_digits(f) for f in factors) > _FAST_MAX_DIGITS:
+        return None
+    for f in factors:
+        magnitude *= f
+    return float(magnitude)
 
 
 def _check_sign(x: float, original: Any, d: Dimension, minimum: str) -> float:

@@ -54,7 +54,7 @@ def vela_cycles(model: Path, accel: str, system: str, mode: str, out_dir: Path) 
     summary = out_dir / f"{model.stem}_summary_{system}.csv"
     with summary.open(newline="") as fh:
         row = next(csv.DictReader(fh))
-    return {k: float(v) for k, v in row.items() if k.startswith(("cycles_", "core_clock", "nn_macs"))
+    return {k: float(v) for k, v in row.items() if k.startswith(("cycles_", "core_clock", "nn_macs", "total_original_weights", "total_npu_encoded_weights"))
             and v not in ("", None)}
 
 
@@ -67,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
              "Command: `python scripts/compare_vela.py`. Vela: `vela MODEL --accelerator-config A --config "
              "<ethos-u-vela>/config_files/Arm/vela.ini --system-config S --memory-mode M`, `cycles_total` from its "
              "summary CSV. hwsim: `cost_trace(Emulator.from_tflite(MODEL).trace_only(), PROFILE).latency_s` x the "
-             "profile's clock, uncalibrated profile. Error = hwsim / Vela - 1.", "",
-             "| profile (Vela accel, system, mode) | model | Vela cycles | hwsim cycles | error |",
-             "|---|---|---|---|---|"]
+             "profile's clock, uncalibrated profile. Error = hwsim / Vela - 1. Weights: Vela's "
+             "`total_npu_encoded_weights` / `total_original_weights` (its weight compression; hwsim reads the raw "
+             "int8 weights and biases from flash, no compression is modelled).", "",
+             "| profile (Vela accel, system, mode) | model | Vela cycles | hwsim cycles | error | Vela encoded / raw weights |",
+             "|---|---|---|---|---|---|"]
     errs: list[float] = []
     vela_by: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
                 e = ours / v["cycles_total"] - 1.0
                 errs.append(e)
                 vela_by[prof][m] = v["cycles_total"] / clock
+                ratio = v["total_npu_encoded_weights"] / v["total_original_weights"]
                 lines.append(f"| {prof} ({accel}, {system}, {mode}) | {m} | {v['cycles_total']:.0f} | {ours:.0f} | "
-                             f"{e:+.1%} |")
+                             f"{e:+.1%} | {v['total_npu_encoded_weights']:.0f} / {v['total_original_weights']:.0f} "
+                             f"= {ratio:.2f} |")
                 print(f"{prof} {m}: vela {v['cycles_total']:.0f} hwsim {ours:.0f} ({e:+.1%})", flush=True)
     a = [abs(e) for e in errs]
     within = sum(x <= 0.15 for x in a)
@@ -112,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     ca = [abs(e) for e in cal_errs]
     lines += ["", f"**Calibrated on Vela, leave-one-model-out: median |error| {statistics.median(ca):.1%}, worst "
                   f"{max(ca):.1%}, {sum(x <= 0.15 for x in ca)}/{len(ca)} within ±15 %.** In {at_bound}/{folds} "
-                  "folds every fitted efficiency sat at its bound 1.0 (hwsim already slower than Vela at the "
-                  "profile's peak rates; a fit bounded by the peak cannot speed it up).", "", END]
+                  "folds every fitted efficiency sat at its bound 1.0 (there hwsim is already slower than Vela "
+                  "at the profile's peak rates; a fit bounded by the peak cannot speed it up).", "", END]
     print(f"uncalibrated median {statistics.median(a):.3f} worst {max(a):.3f}; calibrated-on-vela LOO median "
           f"{statistics.median(ca):.3f} worst {max(ca):.3f}")
     if not args.no_write:

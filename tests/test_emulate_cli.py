@@ -82,3 +82,20 @@ def test_corrupt_model_exit_2(tmp_path: Path, capsys) -> None:
                "--out", str(tmp_path / "y.npy")])
     assert rc == 2
     assert "corrupt or truncated" in capsys.readouterr().err
+
+
+def test_cli_path_never_imports_torch_or_pandas(tmp_path: Path) -> None:
+    """Start-up time is part of the benchmark: the numpy backend must not pull in torch (seconds)
+    or pandas. Checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 30, 1, 40), np.int8))
+    code = ("import sys\nfrom hwsim.cli import main\ntry:\n    main(['emulate', 'sww', '--inputs', "
+            f"{str(tmp_path / 'x.npy')!r}, '--out', {str(tmp_path / 'y.npy')!r}])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "bad = [m for m in ('torch', 'pandas', 'tflite') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert np.load(tmp_path / "y.npy").shape == (2, 1, 3)

@@ -25,3 +25,35 @@ def test_lora_ranges_and_zero_b():
 def test_lora_zero_without_pair():
     with pytest.raises(HwsimError, match="paired"):
         lora_groups({"x.lora_B": torch.zeros(2, 2)}, 8)
+
+
+def test_lora_digits_quick(tmp_path, monkeypatch):
+    import yaml
+    from pathlib import Path
+    from hwsim.workloads import get_runner
+    monkeypatch.setenv("HWSIM_CACHE", str(tmp_path))
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "workloads" / "zoqo-lora-digits.yaml").read_text())
+    run = get_runner("zoqo-lora")(spec, None, {"quick": True})
+    v = run.metrics["variants"]
+    assert {"sign/fp", "zoqo@b8", "zoqo@b4", "sign/q-post@b8", "sign/q-post@b4"} == set(v)
+    assert run.metrics["lora_params"] == 2 * (4 * 32 + 32 * 4)
+    assert run.trace.float_ops_by_phase()["update"] == 0
+
+
+def test_adapter_trainer_keeps_codes_on_grid():
+    from hwsim.algorithms.lora import ZOQOAdapterTrainer
+    from hwsim.algorithms.zoqo import ZOQOConfig
+    from hwsim.models.transformer import RowTransformer
+    m = RowTransformer(seed=1)
+    names = m.add_lora(2, 4.0, seed=1)
+    tr = ZOQOAdapterTrainer(m, names, ZOQOConfig(bits=4, lr=0.05, mu=0.1))
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    for _ in range(5):
+        tr.step(x, y)
+    params = dict(m.named_parameters())
+    for n in names:
+        g = tr.groups[n]
+        c = (params[n].detach().double() - g.r_min) / g.scale
+        assert torch.equal(c.round(), c.round()) and float((c - c.round()).abs().max()) < 1e-4
+        assert float(c.min()) >= -1e-6 and float(c.max()) <= 15 + 1e-6
+    assert 0 <= int(tr.flat.min()) and int(tr.flat.max()) <= 15

@@ -458,3 +458,124 @@ def test_logistic_tanh(tmp_path, code, s_in, zp_in) -> None:
     tensors = [_act("x", [1, 64], s_in, zp_in), out]
     ops = [{"code": code, "inputs": [0], "outputs": [1]}]
     _check(tmp_path, _build(tensors, ops, [0], [1]), (1, 64), 18)
+
+
+def test_dequantize_round_trip(tmp_path) -> None:
+    tensors = [{"name": "x", "shape": [1, 30], "type": FLOAT32},
+               _act("q", [1, 30], 0.013, -4), {"name": "y", "shape": [1, 30], "type": FLOAT32}]
+    ops = [{"code": 114, "inputs": [0], "outputs": [1]}, {"code": 6, "inputs": [1], "outputs": [2]}]
+    _check(tmp_path, _build(tensors, ops, [0], [2]), (1, 30), 19, dtype=np.float32)
+
+
+def test_add_int16_pot_scales_is_rejected(tmp_path) -> None:
+    from hwsim.errors import ModelError
+
+    def opts(b):
+        A = _m("AddOptions")
+        A.Start(b)
+        A.AddPotScaleInt16(b, True)
+        return A.End(b)
+
+    tensors = [{"name": n, "shape": [1, 4], "type": 7, "scale": [2 ** -10], "zero_point": [0]}
+               for n in ("a", "b", "y")]
+    ops = [{"code": 0, "inputs": [0, 1], "outputs": [2], "options_type": 11, "options": opts}]
+    path = tmp_path / "addpot.tflite"
+    path.write_bytes(_build(tensors, ops, [0, 1], [2]))
+    with pytest.raises(ModelError, match="pot_scale_int16"):
+        Emulator.from_tflite(path)
+
+
+@pytest.mark.parametrize("pot", [False])
+def test_add_int16(tmp_path, pot) -> None:
+    INT16 = 7
+
+    def opts(b):
+        A = _m("AddOptions")
+        A.Start(b)
+        A.AddFusedActivationFunction(b, 0)
+        A.AddPotScaleInt16(b, pot)
+        return A.End(b)
+
+    s = [2 ** -10, 2 ** -9, 2 ** -8] if pot else [0.00031, 0.00047, 0.0006]
+    tensors = [{"name": "a", "shape": [1, 40], "type": INT16, "scale": [s[0]], "zero_point": [0]},
+               {"name": "b", "shape": [1, 40], "type": INT16, "scale": [s[1]], "zero_point": [0]},
+               {"name": "y", "shape": [1, 40], "type": INT16, "scale": [s[2]], "zero_point": [0]}]
+    ops = [{"code": 0, "inputs": [0, 1], "outputs": [2], "options_type": 11, "options": opts}]
+    path = tmp_path / "add16.tflite"
+    path.write_bytes(_build(tensors, ops, [0, 1], [2]))
+    rng = np.random.default_rng(20)
+    xa = rng.integers(-32768, 32768, (N, 1, 40)).astype(np.int16)
+    xb = rng.integers(-32768, 32768, (N, 1, 40)).astype(np.int16)
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite_micro.python.tflite_micro import runtime
+
+    lite = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    lite.allocate_tensors()
+    micro = runtime.Interpreter.from_file(str(path))
+    want = {"litert-ref": [], "tflm": []}
+    det = lite.get_input_details()
+    for a, b in zip(xa, xb):
+        lite.set_tensor(det[0]["index"], a)
+        lite.set_tensor(det[1]["index"], b)
+        lite.invoke()
+        want["litert-ref"].append(lite.get_tensor(lite.get_output_details()[0]["index"]).copy())
+        micro.set_input(a, 0)
+        micro.set_input(b, 1)
+        micro.invoke()
+        want["tflm"].append(np.array(micro.get_output(0)))
+    for rt, w in want.items():
+        got, _ = Emulator.from_tflite(path, runtime=rt).run([xa, xb])
+        bad = int(np.count_nonzero(got[0] != np.stack(w)))
+        assert bad == 0, f"[{rt}] {bad} values differ"
+
+
+def test_conv2d_uint8_legacy_litert(tmp_path) -> None:
+    """uint8 per-tensor conv with a weight zero point (LiteRT only: TFLM dropped uint8 conv)."""
+    UINT8 = 3
+    rng = np.random.default_rng(22)
+    w = rng.integers(0, 256, (4, 3, 3, 2)).astype(np.uint8)
+    bias = rng.integers(-3000, 3000, 4).astype(np.int32)
+    tensors = [{"name": "x", "shape": [1, 6, 6, 2], "type": UINT8, "scale": [0.04], "zero_point": [120]},
+               {"name": "w", "shape": [4, 3, 3, 2], "type": UINT8, "scale": [0.01], "zero_point": [131],
+                "data": w},
+               {"name": "b", "shape": [4], "type": INT32, "scale": [0.0004], "zero_point": [0], "data": bias},
+               {"name": "y", "shape": [1, 6, 6, 4], "type": UINT8, "scale": [0.08], "zero_point": [100]}]
+    ops = [{"code": 3, "inputs": [0, 1, 2], "outputs": [3], "options_type": 1,
+            "options": _conv_options(0, 1, 1, 1, 1, 1)}]
+    path = tmp_path / "u8.tflite"
+    path.write_bytes(_build(tensors, ops, [0], [3]))
+    x = rng.integers(0, 256, (N, 1, 6, 6, 2)).astype(np.uint8)
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    lite = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    lite.allocate_tensors()
+    want = []
+    for row in x:
+        lite.set_tensor(lite.get_input_details()[0]["index"], row)
+        lite.invoke()
+        want.append(lite.get_tensor(lite.get_output_details()[0]["index"]).copy())
+    got, _ = Emulator.from_tflite(path, runtime="litert-ref").run(x)
+    assert np.array_equal(got[0], np.stack(want))
+
+
+@pytest.mark.parametrize("begin, end, strides, bm, em, sm, out_shape", [
+    ([0, 1, 0, 2], [1, 8, 5, 6], [1, 2, 1, 1], 0, 0, 0, [1, 4, 5, 4]),
+    ([0, -3, 4, 0], [1, 0, 0, 6], [1, 1, 2, 3], 4, 6, 0, [1, 3, 3, 2]),
+    ([0, 2, 0, 0], [1, 3, 5, 6], [1, 1, 1, 1], 0, 12, 2, [1, 5, 6]),
+])
+def test_strided_slice(tmp_path, begin, end, strides, bm, em, sm, out_shape) -> None:
+    def opts(b):
+        S = _m("StridedSliceOptions")
+        S.Start(b)
+        S.AddBeginMask(b, bm)
+        S.AddEndMask(b, em)
+        S.AddShrinkAxisMask(b, sm)
+        return S.End(b)
+
+    tensors = [_act("x", [1, 8, 5, 6], 0.05, 3),
+               {"name": "begin", "shape": [4], "type": INT32, "data": np.array(begin, np.int32)},
+               {"name": "end", "shape": [4], "type": INT32, "data": np.array(end, np.int32)},
+               {"name": "strides", "shape": [4], "type": INT32, "data": np.array(strides, np.int32)},
+               _act("y", out_shape, 0.05, 3)]
+    ops = [{"code": 45, "inputs": [0, 1, 2, 3], "outputs": [4], "options_type": 32, "options": opts}]
+    _check(tmp_path, _build(tensors, ops, [0], [4]), (1, 8, 5, 6), 23)

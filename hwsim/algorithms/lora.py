@@ -49,7 +49,7 @@ def lora_groups(params: dict[str, torch.Tensor], bits: int, *, zero_range: str =
 
 def opt_lora_step_trace(*, bits: int = 8, batch: int = 16, seq: int = 64, rank: int = 8, alpha: float = 16.0,
                         targets: tuple[str, ...] = ("q_proj", "v_proj"), k: int = 1, config: str = "opt-1.3b",
-                        loss: str = "float", classes: int = 2) -> Trace:
+                        loss: str = "float", classes: int = 2, rng_chunk: int = 4096) -> Trace:
     """Events of one ZOQO LoRA step, shapes only (no payloads)."""
     from hwsim.models.opt import LoRAConfig, OPTConfig, opt_forward, weight_infos
 
@@ -67,7 +67,7 @@ def opt_lora_step_trace(*, bits: int = 8, batch: int = 16, seq: int = 64, rank: 
             tr.alloc(t)
         for t in loras:
             n = t.numel
-            r = TensorInfo(f"r:{t.name}", (n,), 32, "scratch", "uint32")
+            r = TensorInfo(f"r:{t.name}", (min(n, rng_chunk),), 32, "scratch", "uint32")   # chunked draws
             j = TensorInfo(f"noise:{t.name}", t.shape, nb, "noise", "int8")
             tr.alloc(r)
             tr.op("rng_uint32", f"rng:{t.name}", [], [r], {("rng", "int32"): n}, layer=t.name)
@@ -107,6 +107,9 @@ def run_lora_workload(spec: dict, fields: dict, target: Any, options: dict):
     from hwsim.target import load_target
     from hwsim.workloads import WorkloadRun
 
+    if fields.get("task", "opt-shapes") == "digits-rows":
+        return _run_digits_workload(spec, fields, options)
+    fields = {k: v for k, v in fields.items() if k != "task"}
     known = {"config", "bits", "batch", "seq", "rank", "alpha", "lora_targets", "steps", "cost_targets", "loss",
              "k", "classes"}
     bad = sorted(set(fields) - known)
@@ -135,3 +138,149 @@ def run_lora_workload(spec: dict, fields: dict, target: Any, options: dict):
     return WorkloadRun(name=str(spec.get("name", "zoqo-lora")), trace=trace,
                        repeat={"step": int(fields.get("steps", 20000))}, metrics=metrics,
                        conventions={"trace": "one ZOQO LoRA step, shapes only (meta payloads)"})
+
+
+# ---- ZOQO fine-tuning of LoRA adapters on a small transformer (digits rows as tokens) -----------
+class ZOQOAdapterTrainer:
+    """ZOQO on LoRA codes: integer perturb/update exactly as `ZOQOTrainer`; the two loss queries run
+    the float transformer with the adapters set to their dequantized grid values (R_min + s·code).
+
+    Why float here: hwsim has no integer emulator for this transformer's attention/LayerNorm on a
+    trained model; the integer transformer path is `hwsim.models.opt` (shapes-only step above).
+    """
+
+    def __init__(self, model: torch.nn.Module, names: list[str], cfg, *, zero_range: str = "paired_a",
+                 zero_floor: float = 0.01) -> None:
+        from hwsim.algorithms.zoqo_noise import GroupedSampler, cdf_table, counter_base, noise_steps
+
+        self.model, self.cfg, self.names = model, cfg, list(names)
+        params = dict(model.named_parameters())
+        self.params = {n: params[n] for n in self.names}
+        self.groups = lora_groups({n: p.detach() for n, p in self.params.items()}, cfg.bits,
+                                  zero_range=zero_range, zero_floor=zero_floor, factor=cfg.range_factor)
+        codes = [self.groups[n].quantize(self.params[n].detach()).reshape(-1).to(torch.int32) for n in self.names]
+        self.sizes = [c.numel() for c in codes]
+        self.flat = torch.cat(codes)
+        ks, tables, ms = [], [], []
+        for n in self.names:
+            g = self.groups[n]
+            k = noise_steps(cfg.mu, g.scale, cfg.k_rounding)
+            sigma = cfg.sigma_steps if cfg.sigma_steps is not None else cfg.mu / g.scale
+            ks.append(k)
+            tables.append(cdf_table(k, sigma, cfg.noise))
+            ms.append(g.steps(cfg.lr))
+        self.ks, self.ms = ks, ms
+        self.sampler = GroupedSampler(tables, ks, self.sizes)
+        self.m_vec = torch.cat([torch.full((s,), m, dtype=torch.int32) for s, m in zip(self.sizes, ms)])
+        self.q_vec = torch.cat([torch.full((s,), self.groups[n].qmax, dtype=torch.int32)
+                                for s, n in zip(self.sizes, self.names)])
+        self.base = counter_base(self.flat.numel())
+        self.t = 0
+        self._load(self.flat)
+
+    def _load(self, flat: torch.Tensor) -> None:
+        with torch.no_grad():
+            for chunk, n in zip(torch.split(flat, self.sizes), self.names):
+                self.params[n].copy_(self.groups[n].dequantize(chunk).view_as(self.params[n]))
+
+    @torch.no_grad()
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        from hwsim.algorithms.zoqo_noise import uniform32
+        import torch.nn.functional as F
+
+        j = self.sampler(uniform32(self.cfg.seed, self.t, 0, self.flat.numel(), self.base)).to(torch.int32)
+        losses = []
+        for sgn in (1, -1):
+            c = self.flat + sgn * j
+            if self.cfg.clamp_perturbed:
+                c = torch.minimum(c.clamp(min=0), self.q_vec)
+            self._load(c)
+            losses.append(float(F.cross_entropy(self.model(x), y)))
+        lp, lm = losses
+        sigma = 1 if lp > lm else (0 if (self.cfg.tie == "zero" and lp == lm) else -1)
+        if sigma:
+            self.flat = torch.minimum((self.flat - torch.sign(j) * self.m_vec * sigma).clamp(min=0), self.q_vec)
+        self._load(self.flat)
+        self.t += 1
+        return sigma
+
+
+def run_lora_digits(*, bits_list=(8, 4), steps: int = 600, batch: int = 64, rank: int = 4, alpha: float = 8.0,
+                    pretrain_epochs: int = 2, lr: float = 0.002, mu: float = 0.01, sigma_steps: float | None = None,
+                    zero_range: str = "paired_a", zero_floor: float = 0.01, seed: int = 0,
+                    cache_dir: str | None = None, max_train: int | None = None) -> dict:
+    """Pretrain RowTransformer in float, add LoRA (q/v), fine-tune the adapters with FP ZO-Sign,
+    Q.-post-update ZO-Sign and ZOQO at each b; test accuracy of each (float forward)."""
+    import copy
+
+    from hwsim.algorithms.zo_baselines import ZOBaseline, ZOBaselineConfig
+    from hwsim.algorithms.zoqo import ZOQOConfig, batches
+    from hwsim.data import load_dataset
+    from hwsim.models.float_train import accuracy, torch_threads, train_float
+    from hwsim.models.transformer import RowTransformer
+
+    with torch_threads(1):
+        x, y = load_dataset("digits", split="train", seed=seed)
+        xt, yt = load_dataset("digits", split="test", seed=seed)
+        if max_train:
+            x, y = x[:max_train], y[:max_train]
+        base = train_float(RowTransformer(seed=seed), (x, y), epochs=pretrain_epochs, seed=seed,
+                           cache_dir=cache_dir, lr=3e-3)
+        out = {"task": "digits rows as 8 tokens of 8 pixels; RowTransformer d=32, 1 block, 2 heads",
+               "pretrained_fp_accuracy": accuracy(base, xt, yt), "steps": steps, "rank": rank, "alpha": alpha,
+               "zero_range": zero_range, "variants": {}}
+        order = list(batches(x.shape[0], batch, seed, steps))
+
+        def fresh():
+            m = copy.deepcopy(base)
+            names = m.add_lora(rank, alpha, seed=seed)
+            return m, names
+
+        m, names = fresh()
+        out["lora_params"] = sum(p.numel() for n, p in m.named_parameters() if n in names)
+        fp = ZOBaseline(m, ZOBaselineConfig(optimizer="sign", treatment="fp", lr=lr, mu=mu, seed=seed),
+                        groups={}, trainable=names)
+        for idx in order:
+            fp.step(x[idx], y[idx])
+        out["variants"]["sign/fp"] = accuracy(m, xt, yt)
+        for bits in bits_list:
+            m, names = fresh()
+            tr = ZOQOAdapterTrainer(m, names, ZOQOConfig(bits=bits, lr=lr, mu=mu, sigma_steps=sigma_steps, seed=seed),
+                                    zero_range=zero_range, zero_floor=zero_floor)
+            start = accuracy(m, xt, yt)
+            for idx in order:
+                tr.step(x[idx], y[idx])
+            out["variants"][f"zoqo@b{bits}"] = accuracy(m, xt, yt)
+            out.setdefault("start_accuracy", {})[f"b{bits}"] = start
+            m, names = fresh()
+            groups = lora_groups({n: p.detach() for n, p in m.named_parameters() if n in names}, bits,
+                                 zero_range=zero_range, zero_floor=zero_floor)
+            qp = ZOBaseline(m, ZOBaselineConfig(optimizer="sign", treatment="q-post", lr=lr, mu=mu, bits=bits, seed=seed),
+                            groups=groups, trainable=names)
+            for idx in order:
+                qp.step(x[idx], y[idx])
+            out["variants"][f"sign/q-post@b{bits}"] = accuracy(m, xt, yt)
+    return out
+
+
+def _run_digits_workload(spec: dict, fields: dict, options: dict):
+    """`task: digits-rows`: accuracy of LoRA fine-tuning (FP ZO-Sign, Q.-post ZO-Sign, ZOQO per b); the
+    trace handed back is the shapes-only ZOQO LoRA step of the tiny OPT config at the first b (costs only)."""
+    from hwsim.workloads import WorkloadRun
+
+    kw = {k: v for k, v in fields.items() if k != "task"}
+    allowed = {"bits_list", "steps", "batch", "rank", "alpha", "pretrain_epochs", "lr", "mu", "sigma_steps",
+               "zero_range", "zero_floor", "seed", "cache_dir", "max_train"}
+    bad = sorted(set(kw) - allowed)
+    if bad:
+        raise WorkloadError(f"zoqo-lora (digits-rows): field {bad[0]!r} unknown; known: {', '.join(sorted(allowed))}")
+    if "bits_list" in kw:
+        kw["bits_list"] = tuple(int(b) for b in kw["bits_list"])
+    metrics = run_lora_digits(**kw)
+    bits = (kw.get("bits_list") or (8,))[0]
+    trace = opt_lora_step_trace(bits=bits, batch=int(kw.get("batch", 64)), seq=8, rank=int(kw.get("rank", 4)),
+                                alpha=float(kw.get("alpha", 8.0)), config="tiny")
+    return WorkloadRun(name=str(spec.get("name", "zoqo-lora-digits")), trace=trace,
+                       repeat={"step": int(kw.get("steps", 600))}, metrics=metrics,
+                       conventions={"trace": "shapes-only ZOQO LoRA step of hwsim's tiny integer OPT (cost proxy); "
+                                             "accuracies from the float RowTransformer with grid-valued adapters"})

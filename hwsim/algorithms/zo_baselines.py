@@ -48,13 +48,16 @@ class ZOBaselineConfig:
 class ZOBaseline:
     """Trains a float nn.Module in place with a two-query ZO estimate."""
 
-    def __init__(self, model: nn.Module, cfg: ZOBaselineConfig, groups: dict[str, QGroup] | None = None) -> None:
+    def __init__(self, model: nn.Module, cfg: ZOBaselineConfig, groups: dict[str, QGroup] | None = None,
+                 trainable: list[str] | None = None) -> None:
         self.model, self.cfg = model, cfg
-        self.params = dict(model.named_parameters())
+        self.params = {n: p for n, p in model.named_parameters() if trainable is None or n in trainable}
         for p in self.params.values():
             p.requires_grad_(False)
-        self.groups = groups or {n: make_group(n, p.detach(), cfg.bits, cfg.range_mode, cfg.range_factor)
-                                 for n, p in self.params.items()}
+        if groups is None and cfg.treatment == "fp":
+            groups = {}      # FP never quantizes during training; post-q builds its grid at the end
+        self.groups = groups if groups is not None else {
+            n: make_group(n, p.detach(), cfg.bits, cfg.range_mode, cfg.range_factor) for n, p in self.params.items()}
         self.gen = torch.Generator().manual_seed(int(cfg.seed))
         self.m = {n: torch.zeros_like(p) for n, p in self.params.items()} if cfg.optimizer == "adam" else {}
         self.v = {n: torch.zeros_like(p) for n, p in self.params.items()} if cfg.optimizer == "adam" else {}

@@ -47,6 +47,8 @@ class ZOQOConfig:
     range_factor: float = 2.0        # used by 2x_minmax / symmetric
     act_bits: int = 8
     seed: int = 0
+    rng_chunk: int = 4096            # trace: uint32 draws are made and consumed in chunks of this many
+                                     # (the host emulation draws all at once; the integers are identical)
 
     def __post_init__(self) -> None:
         if self.tie not in TIE_RULES:
@@ -136,7 +138,10 @@ class ZOQOTrainer:
         ctx = trace.phase("perturb") if trace is not None else _null()
         with ctx:
             j = self._noise_flat(t)
-            pm = self.flat.to(self._wide).unsqueeze(0) + torch.stack((j, -j))     # [2, d]: θ+, θ−
+            wide = self.flat.to(self._wide)
+            pm = torch.empty((2, wide.numel()), dtype=self._wide)             # [2, d]: θ+, θ−
+            torch.add(wide, j, out=pm[0])
+            torch.sub(wide, j, out=pm[1])
             if cfg.clamp_perturbed:
                 pm = torch.minimum(pm.clamp_(min=0), self.qmax_vec, out=pm).to(self.flat.dtype)
             stacked = {n: pm[:, sl].view(2, *self.shapes[n]) for n, sl in self.slices.items()}
@@ -228,7 +233,7 @@ class ZOQOTrainer:
     def _emit_perturb(self, trace: Trace, name: str, st: GroupState, c: torch.Tensor) -> None:
         n = c.numel()
         code = self._code_info(name)
-        r_info = TensorInfo(f"r:{name}", (n,), 32, "scratch", "uint32")
+        r_info = TensorInfo(f"r:{name}", (min(n, self.cfg.rng_chunk),), 32, "scratch", "uint32")
         j_info = self._noise_info(name, st)
         table = TensorInfo(f"cdf:{name}", (st.table.numel(),), 64, "state", "uint64")
         trace.alloc(r_info)
@@ -251,7 +256,7 @@ class ZOQOTrainer:
         code = self._code_info(name)
         j_info = self._noise_info(name, st)
         if self.cfg.regenerate_noise:
-            r_info = TensorInfo(f"r:{name}", (n,), 32, "scratch", "uint32")
+            r_info = TensorInfo(f"r:{name}", (min(n, self.cfg.rng_chunk),), 32, "scratch", "uint32")
             trace.alloc(r_info)
             trace.op("rng_uint32", f"rng:{name}", [], [r_info], {("rng", "int32"): n}, layer=name)
             trace.alloc(j_info)

@@ -41,9 +41,9 @@ def float_ce(logits: torch.Tensor, y: torch.Tensor, logit_scale: float, trace: T
 def pair_ce(logits: torch.Tensor, y: torch.Tensor, logit_scale: float) -> list[float]:
     """Both queries' mean CE from stacked logits [Q, N, C] in one call (same values as `float_ce`)."""
     q, n, c = logits.shape
-    ce = torch.nn.functional.cross_entropy(logits.reshape(q * n, c).to(torch.float32) * logit_scale,
-                                           y.repeat(q), reduction="none")
-    return ce.view(q, n).mean(1).tolist()
+    z = logits.permute(1, 2, 0).to(torch.float32) * logit_scale          # [N, C, Q]
+    ce = torch.nn.functional.cross_entropy(z, y.unsqueeze(1).expand(n, q), reduction="none")   # [N, Q]
+    return ce.mean(0).tolist()
 
 
 @dataclass

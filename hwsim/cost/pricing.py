@@ -140,8 +140,20 @@ class Pricer:
         parts: list[WorkPart] = []
         compute_s = 0.0
         compute_e = 0.0
+        stage = t.compute[unit_name].output_stage
+        staged_s = 0.0
+        has_macs = any(n and cls in ("mac", "dw_mac") for (cls, _), n in ev.work.items())
         for (cls, fmt), n in ev.work.items():
             if not n:
+                continue
+            if stage is not None and has_macs and cls == "elementwise" and fmt == "int32":
+                # requantisation of the accumulators: the unit's output stage, pipelined with the MACs
+                unit = t.compute[unit_name]
+                secs = n / (unit.count * stage.per_cycle * unit.clock_hz)
+                energy = n * stage.energy_J
+                parts.append(WorkPart(cls, fmt, fmt, n, secs, energy))
+                staged_s += secs
+                compute_e += energy
                 continue
             if not fmt:
                 raise ModelError(f"op {ev.name!r} ({ev.op}) has {cls} work without a numeric format; "
@@ -171,6 +183,7 @@ class Pricer:
             parts.append(WorkPart(cls, fmt, run_fmt, n, secs, energy))
             compute_s += secs
             compute_e += energy
+        compute_s = max(compute_s, staged_s)
 
         reads: dict[str, float] = {}
         writes: dict[str, float] = {}

@@ -228,6 +228,8 @@ _OPTION_SCHEMAS: dict[int, list[tuple[str, str, Any]]] = {
     30: [("squeeze_dims", "vi", None)],                                           # Squeeze
     10: [("axis", _I, 0), ("fused_activation_function", _B, 0)],                  # Concatenation
     27: [("keep_dims", _BOOL, False)],                                            # Reducer (MEAN)
+    32: [("begin_mask", _I, 0), ("end_mask", _I, 0), ("ellipsis_mask", _I, 0),
+         ("new_axis_mask", _I, 0), ("shrink_axis_mask", _I, 0), ("offset", _BOOL, False)],  # StridedSlice
     38: [], 89: [], 52: [], 22: [], 60: [],       # Dequantize, Quantize, ExpandDims, Pad, PadV2
 }
 _KIND_FMT = {_B: _I8, _I: _I32, _F: _F32, _BOOL: _U8}

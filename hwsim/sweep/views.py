@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -25,15 +26,20 @@ def load_results(out_dir: Path) -> pd.DataFrame:
 
 
 def pareto_front(frame: pd.DataFrame, cost: str, value: str = "objective") -> pd.DataFrame:
-    """Points not dominated in (lower cost, higher value)."""
+    """Points not dominated in (lower cost, higher value).
+
+    After sorting by (cost asc, value desc) a row is kept iff its value beats every earlier row;
+    computed with a running maximum (NaN never wins and never raises the bar).
+    """
+    import numpy as np
+
     ok = frame[frame["status"] == "ok"].sort_values([cost, value], ascending=[True, False])
-    best = float("-inf")
-    keep = []
-    for idx, row in ok.iterrows():
-        if row[value] > best:
-            keep.append(idx)
-            best = row[value]
-    return ok.loc[keep]
+    if ok.empty:
+        return ok
+    vals = ok[value].to_numpy(dtype=float)
+    best_before = np.maximum.accumulate(np.where(np.isnan(vals), -np.inf, vals))
+    best_before = np.concatenate(([-np.inf], best_before[:-1]))
+    return ok[vals > best_before]
 
 
 def bit_diffs(frame: pd.DataFrame, along: str) -> pd.DataFrame:
@@ -43,43 +49,47 @@ def bit_diffs(frame: pd.DataFrame, along: str) -> pd.DataFrame:
     rows = []
     for key, group in ok.groupby(["target", "model"] + others, dropna=False):
         group = group.sort_values(along)
-        prev = None
-        for _, row in group.iterrows():
-            if prev is not None and row["bits"] != prev["bits"]:
-                changes = [f"{n}: {a}→{b}" for n, a, b in zip(row["layers"], prev["bits"], row["bits"])
-                           if a != b]
-                rows.append({"target": row["target"], "model": row["model"],
-                             f"{along}_from": prev[along], f"{along}_to": row[along],
+        # plain lists: iterrows() builds a Series per row and dominated the report time
+        targets, models, budgets = group["target"].tolist(), group["model"].tolist(), group[along].tolist()
+        bits, layers = group["bits"].tolist(), group["layers"].tolist()
+        for i in range(1, len(bits)):
+            if bits[i] != bits[i - 1]:
+                changes = [f"{n}: {a}→{b}" for n, a, b in zip(layers[i], bits[i - 1], bits[i]) if a != b]
+                rows.append({"target": targets[i], "model": models[i],
+                             f"{along}_from": budgets[i - 1], f"{along}_to": budgets[i],
                              "changed_layers": len(changes), "changes": "; ".join(changes)})
-            prev = row
     return pd.DataFrame(rows)
 
 
 def pareto_plots(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    import matplotlib
+    """One PNG per budgeted resource: every ok point (faint) and each target's Pareto front (step).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a pyplot-free Agg figure with a fixed layout: pyplot's import and `tight_layout`
+    (which renders every label once just to measure it) cost more than the drawing itself.
+    """
+    from matplotlib.figure import Figure
 
     paths = []
     ok = frame[frame["status"] == "ok"]
+    by_target = list(ok.groupby("target"))
     for col in [c for c in ok.columns if c.startswith("total_")]:
         resource = col[len("total_"):]
         unit, scale = _UNITS.get(resource, ("", 1.0))
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for target, group in ok.groupby("target"):
-            ax.scatter(group[col] / scale, group["objective"], s=8, alpha=0.25)
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
+        for target, group in by_target:
+            ax.scatter(group[col].to_numpy() / scale, group["objective"].to_numpy(), s=8, alpha=0.25)
             front = pareto_front(group, col)
-            ax.step(front[col] / scale, front["objective"], where="post", label=str(target))
+            ax.step(front[col].to_numpy() / scale, front["objective"].to_numpy(), where="post",
+                    label=str(target))
         ax.set_xlabel(f"{resource} ({unit})" if unit else resource)
         ax.set_ylabel("objective (Σ sensitivity × Ω)")
-        ax.set_title(f"Pareto front: objective vs {resource}")
+        ax.set_title(f"Pareto front: objective vs {resource}", y=1.0)  # fixed y: no title auto-placement pass
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+        fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
         path = Path(out_dir) / f"pareto_{resource}.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        fig.savefig(path, dpi=110, pil_kwargs={"compress_level": 1})
         paths.append(path)
     return paths
 
@@ -121,6 +131,7 @@ def write_report(out_dir: Path, spec_name: str, wall_s: float | None = None) -> 
     return out_dir / "report.md"
 
 
+@lru_cache(maxsize=1)
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401

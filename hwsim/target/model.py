@@ -168,6 +168,20 @@ class OpCost(_Model):
     energy_J: Quantity("energy", "nonnegative") = _yaml("energy_J", "energy")
 
 
+class OutputStage(_Model):
+    """An NPU's output pipeline, which requantises accumulators while the MAC engine computes the next block.
+
+    Why: on Ethos-U the int32 -> int8 scaling of a conv/FC/depthwise output is not a separate
+    elementwise op but the output stage, pipelined with the MAC engine (Vela: per block,
+    max(MAC cycles, output cycles)). On a unit with an output stage, the int32 `elementwise`
+    work of an op that also has `mac`/`dw_mac` work runs here at `per_cycle` elements per cycle,
+    and the op's compute time is max(MAC-engine time, output-stage time).
+    """
+
+    per_cycle: Quantity("per_cycle") = Field(description="output elements requantised per cycle")
+    energy_J: Quantity("energy", "nonnegative") = _yaml("energy_J", "energy")
+
+
 class ComputeUnit(_Model):
     """A compute engine (CPU core, NPU, GPU SMs/tensor cores, DMA) and what each op costs on it."""
 
@@ -182,6 +196,9 @@ class ComputeUnit(_Model):
         None, description="TFLite-level ops this unit runs (None = all); others fall back to a cpu unit"
     )
     ops: dict[OpClass, dict[Fmt, OpCost]] = Field(default_factory=dict)
+    output_stage: Optional[OutputStage] = Field(
+        None, description="pipelined requantisation stage (NPUs); None = requantisation is ordinary elementwise work"
+    )
 
     def cost(self, op_class: str, fmt: str) -> OpCost | None:
         """Native cost of `op_class` in `fmt`, or None when this unit has no such instruction."""

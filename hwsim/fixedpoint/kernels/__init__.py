@@ -14,7 +14,7 @@ from hwsim.fixedpoint.kernels.misc import (Concatenation, Logistic, Mean, Mul, P
                                            Tanh)
 from hwsim.fixedpoint.kernels.pool import AveragePool2D, MaxPool2D
 from hwsim.fixedpoint.kernels.quantize import Dequantize, Quantize
-from hwsim.fixedpoint.kernels.shape_ops import Reshape
+from hwsim.fixedpoint.kernels.shape_ops import Reshape, StridedSlice
 from hwsim.fixedpoint.kernels.softmax import Softmax
 
 KERNELS: dict[str, type[Kernel]] = {
@@ -40,6 +40,7 @@ KERNELS: dict[str, type[Kernel]] = {
     "MEAN": Mean,
     "LOGISTIC": Logistic,
     "TANH": Tanh,
+    "STRIDED_SLICE": StridedSlice,
 }
 
 __all__ = ["BACKENDS", "KERNELS", "RUNTIMES", "Kernel"]

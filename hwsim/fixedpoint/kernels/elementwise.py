@@ -31,6 +31,9 @@ class Add(Kernel):
     def prepare(self) -> None:
         self.require_types("int8", "uint8", "int16")
         a, b, y = self.tensor(0), self.tensor(1), self.out()
+        if y.fmt == "int16" and self.op.options.get("pot_scale_int16", True):
+            raise self.fail("int16 with pot_scale_int16=true uses the power-of-two-scale kernel, "
+                            "which the emulator lacks; re-export with pot_scale_int16=false")
         self.left_shift = 15 if y.fmt == "int16" else 20
         # add.cc / add_common.cc: float max doubled, then double divisions (all exact in double)
         twice_max = 2.0 * float(max(np.float32(a.s), np.float32(b.s)))

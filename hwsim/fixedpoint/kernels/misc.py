@@ -144,7 +144,7 @@ class Concatenation(Kernel):
 
 
 class Mean(Kernel):
-    """MEAN of int8/int16 over any constant axes (reference_ops::QuantizedMeanOrSum, shared by
+    """MEAN of int8 over any constant axes (reference_ops::QuantizedMeanOrSum, shared by
     TFLM and LiteRT-ref): the 1/n factor is folded into the multiplier,
     `M' = (M << k) / n`, `shift' = shift − k` with k = min(floor(log2 n), 32, 31 + shift); then
     y = MBQM(Σx − Z_in·n, M', shift') + Z_out, clamped."""
@@ -154,7 +154,7 @@ class Mean(Kernel):
     def prepare(self) -> None:
         from hwsim.fixedpoint.gemmlowp import effective_scale
 
-        self.require_types("int8", "int16")
+        self.require_types("int8")
         x, y = self.tensor(0), self.out()
         axes = self.tensor(1).data
         if axes is None:

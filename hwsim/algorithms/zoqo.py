@@ -223,8 +223,7 @@ class ZOQOTrainer:
         with trace.phase("perturb"):
             for name in self.codes:
                 trace.alloc(self._code_info(name))
-            trace.alloc(TensorInfo("x+", tuple(xq.shape), 8, "input", "uint8"))
-            trace.alloc(TensorInfo("x-", tuple(xq.shape), 8, "input", "uint8"))
+            trace.alloc(TensorInfo("x", tuple(xq.shape), 8, "input", "uint8"))   # one batch, both queries
         trace.meta.setdefault("zoqo", {"config": asdict(self.cfg), "params": self.num_params(),
                                        "groups": {n: {"r_min": g.r_min, "r_max": g.r_max, "scale": g.scale,
                                                       "m": self.state[n].m, "k": self.state[n].k}

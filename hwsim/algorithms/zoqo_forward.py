@@ -181,7 +181,7 @@ class IntNet:
                     outs.append(self.forward(cq, xq, None, tag))
             return torch.stack(outs)
         h = xq.flatten(1)
-        hinfos = [TensorInfo(f"x{t}", tuple(xq.shape), self.in_bits, "input", "uint8") for t in tags]
+        hinfos = [TensorInfo("x", tuple(xq.shape), self.in_bits, "input", "uint8") for _ in tags]   # shared batch
         for li, lay in enumerate(self.layers):
             c = codes[lay.w]
             acc = int_matmul(h, c.transpose(-1, -2))                     # [Q, N, O]
@@ -213,7 +213,7 @@ class IntNet:
                 tag: str = "") -> torch.Tensor:
         """int64 logits (int16 range, scale `logit_scale`) for uint8 inputs `xq` (scale `in_scale`)."""
         h = xq
-        hinfo = TensorInfo(f"x{tag}", tuple(xq.shape), self.in_bits, "input", "uint8")
+        hinfo = TensorInfo("x", tuple(xq.shape), self.in_bits, "input", "uint8")
         for li, lay in enumerate(self.layers):
             if lay.flatten_before:
                 h = h.flatten(1)

@@ -18,7 +18,9 @@ i in class c at efficiency 1), S_il / B_il (bandwidth seconds of level l that st
 that overlap compute, see `Memory.stalls_compute`), K_i (compute and stalls not fitted), M_i
 (memory seconds not fitted) and O_i (launch overhead) are read from `cost_trace` itself — each
 fitted part by re-pricing with that class or level at half efficiency — so the fit and the
-predictions use one cost model, never a second formula.
+predictions use one cost model, never a second formula. (On a unit with an `output_stage` the
+op's compute is max(MAC time, output-stage time), which is not linear in x_c: there the fit is
+an approximation; predictions still call `cost_trace`.)
 The parameters minimise the squared *relative* latency errors (models span 2 ms to 700 ms)
 with bounds, by `scipy.optimize.least_squares`.
 """

@@ -56,6 +56,91 @@ def _hbars(ax, y, width, left, color: str, label: str, height: float = 0.8):
     return coll
 
 
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def _unicode_log_label(label: str) -> str:
+    """`$\\mathdefault{2\\times10^{-3}}$` -> `2×10⁻³`: same text without a mathtext parse per label.
+
+    Anything this does not recognise is returned unchanged (matplotlib then renders it as before).
+    """
+    if not (label.startswith("$\\mathdefault{") and label.endswith("}$")):
+        return label
+    body = label[len("$\\mathdefault{"):-2].replace("\\times", "×")
+    head, sep, exp = body.partition("^{")
+    if sep:
+        if not exp.endswith("}") or not exp[:-1].lstrip("-").isdigit():
+            return label
+        body = head + exp[:-1].translate(_SUPERSCRIPT)
+    if any(c in body for c in "\\{}^$_"):
+        return label
+    return body.replace("-", "\u2212")  # mathtext draws a leading '-' as a minus sign
+
+
+def _unicode_formatter(inner):
+    """Wrap a (log) tick formatter so its mathtext labels come out as plain unicode text."""
+    from matplotlib.ticker import Formatter
+
+    class UnicodeLabels(Formatter):
+        def set_axis(self, axis):
+            super().set_axis(axis)
+            inner.set_axis(axis)
+
+        def set_locs(self, locs):
+            super().set_locs(locs)
+            inner.set_locs(locs)
+
+        def __call__(self, x, pos=None):
+            return _unicode_log_label(inner(x, pos))
+
+    return UnicodeLabels()
+
+
+def _light_log_axes(ax) -> None:
+    """Log-axis decorations at a fraction of matplotlib's cost, looking the same.
+
+    Call after the limits and layout are final. Minor ticks: matplotlib makes a full Tick (two
+    lines, two texts, a grid line) per minor tick, ~60 of them per log-log plot, which was most
+    of the roofline's time; when no minor tick carries a label (the axis spans a few decades) the
+    same locations (`get_minorticklocs`: overlaps with major ticks removed) are drawn as one
+    LineCollection with the rc size/width/colour/direction. Labels: plain unicode (`10⁻¹`)
+    instead of one mathtext parse per label.
+    """
+    import matplotlib as mpl
+    import numpy as np
+    from matplotlib.collections import LineCollection
+    from matplotlib.ticker import NullLocator
+
+    pos = ax.get_position()
+    w_in, h_in = ax.figure.get_size_inches()
+    rc = mpl.rcParams
+    for axis, name in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+        if axis.get_scale() != "log":
+            continue
+        axis.set_major_formatter(_unicode_formatter(axis.get_major_formatter()))
+        lo, hi = sorted(axis.get_view_interval())
+        locs = np.asarray(axis.get_minorticklocs(), dtype=float)
+        locs = locs[(locs >= lo * (1 - 1e-10)) & (locs <= hi * (1 + 1e-10))]
+        minor_fmt = axis.get_minor_formatter()
+        if any(minor_fmt.format_ticks(list(locs))):   # labelled minor ticks: keep matplotlib's
+            axis.set_minor_formatter(_unicode_formatter(minor_fmt))
+            continue
+        axis.set_minor_locator(NullLocator())
+        size_pt, width = rc[f"{name}tick.minor.size"], rc[f"{name}tick.minor.width"]
+        extent_in = pos.height * h_in if name == "x" else pos.width * w_in
+        length = size_pt / 72.0 / extent_in                  # tick length in axes fraction
+        inner, outer = {"out": (0.0, length), "in": (-length, 0.0)}.get(
+            rc[f"{name}tick.direction"], (-length, length))
+        if name == "x":
+            segs = [((x, -outer), (x, -inner)) for x in locs]
+            transform = ax.get_xaxis_transform()
+        else:
+            segs = [((-outer, y), (-inner, y)) for y in locs]
+            transform = ax.get_yaxis_transform()
+        ax.add_collection(LineCollection(segs, colors=rc[f"{name}tick.color"], linewidths=width,
+                                         transform=transform, clip_on=False), autolim=False)
+
+
 def layer_breakdown(sim, path: Path) -> Path:
     """Horizontal bars: latency per layer split by bound part/overhead, energy split by source."""
     plt = _plt()
@@ -185,6 +270,7 @@ def roofline(sim, path: Path) -> Path:
     ax.legend(fontsize=6, loc="lower right")
     ax.set_title(f"roofline: {sim.name} on {t.name}", fontsize=9, y=TITLE_Y)
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.92)
+    _light_log_axes(ax)
     fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path

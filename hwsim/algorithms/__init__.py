@@ -1,0 +1,1 @@
+"""Training and attack algorithms that run in the emulator (ZOQO, its baselines, BMPQ, attacks)."""

@@ -44,7 +44,7 @@ def test_zoqo_lora_quick():
     # every LoRA tensor gets exactly one update op
     upd = [e for e in run.trace.filter(phase="update").ops() if e.op == "update_codes"]
     lora_names = {e.tensor.name for e in run.trace.filter(phase="perturb").events
-                  if getattr(e, "tensor", None) is not None and e.tensor.kind == "weight"
+                  if getattr(e, "tensor", None) is not None and e.tensor.kind == "param"
                   and e.tensor.name.endswith((".lora_A", ".lora_B"))}
     assert len(lora_names) == 2 * 2 * 2          # tiny config: 2 layers × {q, v} × {A, B}
     assert sorted(e.reads[0].name for e in upd) == sorted(lora_names)

@@ -76,7 +76,7 @@ def opt_lora_step_trace(*, bits: int = 8, batch: int = 16, seq: int = 64, rank: 
                                                                  ("elementwise", "int8"): n}, layer=t.name)
             tr.free(r)
             for tag in ("+", "-"):
-                p = TensorInfo(f"{t.name}{tag}", t.shape, bits, "weight", t.fmt)
+                p = TensorInfo(f"{t.name}{tag}", t.shape, bits, "param", t.fmt)
                 tr.alloc(p)
                 tr.op("perturb_codes", f"perturb{tag}:{t.name}", [t, j], [p], {("elementwise", fmt): 2 * n},
                       layer=t.name)
@@ -95,7 +95,7 @@ def opt_lora_step_trace(*, bits: int = 8, batch: int = 16, seq: int = 64, rank: 
     with tr.phase("update"):
         for t in loras:
             for tag in ("+", "-"):
-                tr.free(TensorInfo(f"{t.name}{tag}", t.shape, bits, "weight", t.fmt))
+                tr.free(TensorInfo(f"{t.name}{tag}", t.shape, bits, "param", t.fmt))
             j = TensorInfo(f"noise:{t.name}", t.shape, nb, "noise", "int8")
             tr.op("update_codes", f"update:{t.name}", [t, j], [t],
                   {("elementwise", fmt): 3 * t.numel, ("compare", fmt): 2 * t.numel}, layer=t.name)

@@ -213,8 +213,8 @@ class ZOQOTrainer:
     # ---- trace emission ---------------------------------------------------------------------
     def _code_info(self, name: str, tag: str = "") -> TensorInfo:
         g = self.groups[name]
-        kind = "bias" if name.endswith("bias") else "weight"
-        return TensorInfo(f"{name}{tag}", tuple(self.codes[name].shape), g.bits, kind, f"uint{g.bits}")
+        # trainable grid codes are training state (RAM), not read-only weights (flash)
+        return TensorInfo(f"{name}{tag}", tuple(self.codes[name].shape), g.bits, "param", f"uint{g.bits}")
 
     def _noise_info(self, name: str, st: GroupState) -> TensorInfo:
         return TensorInfo(f"noise:{name}", tuple(self.codes[name].shape), st.noise_bits, "noise", "int8")

@@ -247,11 +247,11 @@ class IntNet:
               sat: int) -> TensorInfo:
         g = self.groups[lay.w]
         fmt = code_fmt(g.bits)
-        w_info = TensorInfo(f"{lay.w}{tag}", tuple(c.shape), g.bits, "weight", f"uint{g.bits}")
+        w_info = TensorInfo(f"{lay.w}{tag}", tuple(c.shape), g.bits, "param", f"uint{g.bits}")
         reads = [hinfo, w_info]
         if lay.b:
             gb = self.groups[lay.b]
-            reads.append(TensorInfo(f"{lay.b}{tag}", self.meta["shape"][lay.b], gb.bits, "bias",
+            reads.append(TensorInfo(f"{lay.b}{tag}", self.meta["shape"][lay.b], gb.bits, "param",
                                     f"uint{gb.bits}"))
         last = li == len(self.layers) - 1
         bits = 16 if last else 8

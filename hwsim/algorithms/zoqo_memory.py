@@ -81,9 +81,9 @@ def backprop_trace(dims: Sequence[int], batch: int, *, mode: str, bits: int = 8,
     ab = 32 if mode == "fp" else bits
     afmt = "fp32" if mode == "fp" else f"int{bits}"
     layers = _layers(dims)
-    W = [TensorInfo(f"w{i}", (o, k), 32, "weight", "fp32") for i, (k, o) in enumerate(layers)]
-    B = [TensorInfo(f"b{i}", (o,), 32, "bias", "fp32") for i, (k, o) in enumerate(layers)]
-    Wq = [TensorInfo(f"wq{i}", (o, k), bits, "weight", f"int{bits}") for i, (k, o) in enumerate(layers)]
+    W = [TensorInfo(f"w{i}", (o, k), 32, "param", "fp32") for i, (k, o) in enumerate(layers)]
+    B = [TensorInfo(f"b{i}", (o,), 32, "param", "fp32") for i, (k, o) in enumerate(layers)]
+    Wq = [TensorInfo(f"wq{i}", (o, k), bits, "scratch", f"int{bits}") for i, (k, o) in enumerate(layers)]
     with t.phase("forward"):
         for w, b in zip(W, B):
             t.alloc(w)

@@ -173,9 +173,9 @@ def weight_infos(cfg: OPTConfig, lora: LoRAConfig | None = None) -> list[TensorI
         infos.append(TensorInfo(f"{name}.bias", (o,), 32, "bias", "int32"))
         proj = name.split(".")[1]
         if lora is not None and proj in lora.targets:
-            infos.append(TensorInfo(f"{name}.lora_A", (lora.rank, n), lora.bits, "weight",
+            infos.append(TensorInfo(f"{name}.lora_A", (lora.rank, n), lora.bits, "param",
                                     lora.fmt))
-            infos.append(TensorInfo(f"{name}.lora_B", (o, lora.rank), lora.bits, "weight",
+            infos.append(TensorInfo(f"{name}.lora_B", (o, lora.rank), lora.bits, "param",
                                     lora.fmt))
     for i in range(cfg.layers):
         for ln in ("ln1", "ln2"):

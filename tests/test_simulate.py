@@ -140,13 +140,20 @@ def test_des_engine_reports_analytic_comparison(capsys):
     assert d["des"]["overlap_gain_s"] == pytest.approx(d["analytic_latency_s"] - d["latency_s"])
 
 
-def test_default_run_is_resnet8_on_stm32l4r5(capsys):
-    import time
-
-    t0 = time.perf_counter()
-    code, out, _ = run_cli(["simulate", "--format", "json", "--no-report"], capsys)
+def test_default_run_is_the_zoqo_workload_on_stm32h743(capsys):
+    """No --model/--workload: the embedded ZOQO digits workload (quick setting here; CI runs the full one)."""
+    code, out, _ = run_cli(["simulate", "--quick", "--format", "json", "--no-report"], capsys)
     d = json.loads(out)
-    assert time.perf_counter() - t0 < 60
+    assert code == 0 and d["target"] == "stm32h743" and d["name"] == "zoqo-train-digits"
+    assert d["source"]["algorithm"] == "zoqo-train"
+    assert d["float_ops_by_phase"]["perturb"] == 0 and d["float_ops_by_phase"]["update"] == 0
+    assert d["metrics"]["variants"] and d["latency_s"] > 0
+
+
+def test_resnet8_model_json_has_published_macs(capsys):
+    code, out, _ = run_cli(["simulate", "--model", "resnet8", "--target", "stm32l4r5", "--format", "json",
+                            "--no-report"], capsys)
+    d = json.loads(out)
     assert code == 0 and d["target"] == "stm32l4r5" and d["name"] == "resnet8"
     assert d["source"]["model"].endswith("pretrainedResnet_quant.tflite")
     assert sum(r["macs"] for r in d["ops"]) == PUBLISHED_MACS["pretrainedResnet_quant.tflite"]

@@ -15,9 +15,9 @@ from typing import List, Optional
 import typer
 
 DEFAULT_TARGET = "stm32l4r5"
-#: The embedded default: ResNet-8 (MLPerf Tiny IC, tests/data/mlperf_tiny/pretrainedResnet_quant.tflite)
-#: resolved through the model registry.
-DEFAULT_MODEL = "resnet8"
+#: The embedded default job (no --model / --workload): integer-only ZOQO training of an MLP on
+#: scikit-learn's bundled digits, on the workload's own target (stm32h743).
+DEFAULT_WORKLOAD = "workloads/zoqo-train-digits.yaml"
 
 
 class Engine(str, Enum):
@@ -83,7 +83,7 @@ def simulate_cmd(
 ) -> None:
     """Simulate a model or workload on a target: latency, energy, memory peaks, PASS/FAIL budgets.
 
-    Without arguments: ResNet-8 (MLPerf Tiny) on stm32l4r5. Exit code 0 when every budget and device capacity holds, 1 when any fails, 2 on bad input.
+    Without arguments: the embedded ZOQO workload (workloads/zoqo-train-digits.yaml) on stm32h743. Exit code 0 when every budget and device capacity holds, 1 when any fails, 2 on bad input.
     """
     from hwsim.budgets import budgets_from_spec, parse_budgets
     from hwsim.cost.simulation import simulate_trace
@@ -93,6 +93,10 @@ def simulate_cmd(
 
     if model and workload:
         raise HwsimError("give either --model or --workload, not both")
+    if not model and not workload:
+        from hwsim import REPO_ROOT
+
+        workload = REPO_ROOT / DEFAULT_WORKLOAD
     spec = _load_workload(workload) if workload else None
     target_name = target or (spec or {}).get("target") or DEFAULT_TARGET
     tgt = load_target(str(target_name))
@@ -115,7 +119,6 @@ def simulate_cmd(
         source.update(workload=str(workload), algorithm=spec["algorithm"],
                       artifacts={k: str(v) for k, v in run.artifacts.items()})
     else:
-        model = model or DEFAULT_MODEL
         path, trace = _model_trace(model, tgt)
         from hwsim.models.registry import canonical
 

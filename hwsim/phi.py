@@ -233,6 +233,18 @@ def compression_budget(phi: PhiTable, ratio: float) -> float:
 _DIM_OF_UNIT = {"B": "size", "s": "time", "J": "energy"}
 
 
+def parse_compression_ratio(value) -> float:
+    """`10x` / `10` → 10.0 (the r^32 target of eqs. 10–12); must be a positive number."""
+    text = str(value).strip().lower().removesuffix("x").strip()
+    try:
+        ratio = float(text)
+    except ValueError:
+        raise HwsimError(f"budget compression={value!r}: write a ratio such as 10x") from None
+    if not ratio > 0:
+        raise HwsimError(f"budget compression={value!r}: the ratio must be positive, e.g. 10x")
+    return ratio
+
+
 def parse_budget(resource: str, value, phi: PhiTable | None = None, *, units: dict[str, str] | None = None
                  ) -> float:
     """One budget in the table's units: `1MiB`/`512 KiB` (memory), `20ms`, `1mJ`, `10x` (ratio).
@@ -243,11 +255,7 @@ def parse_budget(resource: str, value, phi: PhiTable | None = None, *, units: di
     from hwsim.units import UnitError, parse_quantity
     unit = (units or (phi.units if phi else {})).get(resource, UNITS.get(resource, "B"))
     if resource == "compression":
-        text = str(value).strip().lower().removesuffix("x").strip()
-        try:
-            ratio = float(text)
-        except ValueError:
-            raise HwsimError(f"budget compression={value!r}: write a ratio such as 10x") from None
+        ratio = parse_compression_ratio(value)
         if phi is None:
             raise HwsimError("budget compression=…x needs the model's parameter counts")
         return compression_budget(phi, ratio)

@@ -41,17 +41,10 @@ def parse_budget_value(resource: str, value) -> float:
     A compression budget stays a ratio here (it is part of the point's identity); it becomes a
     weight-bit budget once the model's Φ table is known.
     """
-    from hwsim.phi import parse_budget
+    from hwsim.phi import parse_budget, parse_compression_ratio
 
     if resource == "compression":
-        text = str(value).strip().lower().removesuffix("x").strip()
-        try:
-            ratio = float(text)
-        except ValueError:
-            raise HwsimError(f"budgets.compression: {value!r} is not a ratio such as 10x") from None
-        if ratio <= 0:
-            raise HwsimError(f"budgets.compression: {value!r} must be a positive ratio such as 10x")
-        return ratio
+        return parse_compression_ratio(value)
     return parse_budget(resource, value)
 
 

@@ -194,13 +194,15 @@ def plot_table(rows: list[dict], path) -> None:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| method | peak (MB) | phase at peak | weights+bias (MB) | gradients (MB) | activations (MB) | noise (MB) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| method | peak (MB) | phase at peak | parameters (MB) | gradients (MB) | optimizer (MB) | "
+             "activations+scratch (MB) | noise (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        wb = r.get("weight_MB", 0) + r.get("bias_MB", 0)
+        wb = r.get("param_MB", 0) + r.get("weight_MB", 0) + r.get("bias_MB", 0)
         act = r.get("activation_MB", 0) + r.get("input_MB", 0) + r.get("output_MB", 0) + r.get("scratch_MB", 0)
         lines.append(f"| {r['method']} | {r['peak_MB']:.3f} | {r['peak_phase']} | {wb:.3f} | "
-                     f"{r.get('gradient_MB', 0):.3f} | {act:.3f} | {r.get('noise_MB', 0):.3f} |")
+                     f"{r.get('gradient_MB', 0):.3f} | {r.get('optimizer_MB', 0):.3f} | {act:.3f} | "
+                     f"{r.get('noise_MB', 0):.3f} |")
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """One ZOQO step (MLP on digits, batch 64) in the emulator vs one FP ZO-SignSGD step in plain torch.
 
 Both measured in the same run, same model, same batch; prints the ratio (target ≤ 1.5).
-Usage: python benchmarks/bench_zoqo_step.py [--steps 300] [--hidden 32] [--threads 1]
+Usage: python benchmarks/bench_zoqo_step.py [--steps 200] [--repeats 9] [--hidden 32] [--threads 1]
 """
 from __future__ import annotations
 
@@ -19,21 +19,31 @@ from hwsim.data import load_dataset
 from hwsim.models.mlp import build_mlp
 
 
-def _time(fn, steps: int, repeats: int = 5) -> float:
-    """Median over `repeats` blocks of the mean seconds per call."""
-    per = []
+def _block(fn, steps: int) -> float:
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t) / steps
+
+
+def _time_pair(fa, fb, steps: int, repeats: int) -> tuple[float, float, float]:
+    """Interleaved blocks (a, b, a, b, ...): medians of each side's seconds/call and of the per-pair
+    ratio b/a. Why interleaved: on a shared machine the load drifts; adjacent blocks see the same load."""
+    ta, tb, ratios = [], [], []
     for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        per.append((time.perf_counter() - t) / steps)
-    return statistics.median(per)
+        a = _block(fa, steps)
+        b = _block(fb, steps)
+        ta.append(a)
+        tb.append(b)
+        ratios.append(b / a)
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=200, help="steps per timing block")
     ap.add_argument("--hidden", type=int, nargs="*", default=[32], help="MLP hidden widths")
+    ap.add_argument("--repeats", type=int, default=9, help="interleaved FP/ZOQO block pairs")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--bits", type=int, default=8)
     ap.add_argument("--loss", default="float", choices=["float", "lut"])
@@ -49,12 +59,11 @@ def main() -> None:
     for _ in range(20):
         zoqo.step(xq, yb)
         fp.step(xb, yb)
-    t_fp = _time(lambda: fp.step(xb, yb), a.steps)
-    t_zo = _time(lambda: zoqo.step(xq, yb), a.steps)
+    t_fp, t_zo, ratio = _time_pair(lambda: fp.step(xb, yb), lambda: zoqo.step(xq, yb), a.steps, a.repeats)
     print(f"params: {zoqo.num_params()}  batch: {a.batch}  bits: {a.bits}  loss: {a.loss}  threads: {a.threads}")
     print(f"FP ZO-SignSGD step (plain torch): {t_fp * 1e6:9.1f} us")
     print(f"ZOQO step (integer emulator):     {t_zo * 1e6:9.1f} us")
-    print(f"ratio ZOQO / FP: {t_zo / t_fp:.2f}  (target <= 1.5)")
+    print(f"ratio ZOQO / FP: {ratio:.2f}  (median of {a.repeats} interleaved block pairs; target <= 1.5)")
 
 
 if __name__ == "__main__":

@@ -206,8 +206,8 @@ _FAST_DIMS: dict[str, tuple[int, int, int, int]] = {
 _PREFIX_ALT = "|".join(sorted((re.escape(p) for p in _FAST_PREFIXES if p), key=len, reverse=True))
 _UNIT_ALT = "|".join(sorted((re.escape(u) for u in _FAST_UNITS), key=len, reverse=True))
 _FAST_RE = re.compile(
-    r"^(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,3})?)"
-    rf"(?: *(?P<np>{_PREFIX_ALT})?(?P<nu>{_UNIT_ALT}))?"
+    r"^(?P<num>[-+]?(?:(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,3})?)"
+    rf"(?:(?P<gap> *)(?P<np>{_PREFIX_ALT})?(?P<nu>{_UNIT_ALT}))?"
     rf"(?: */ *(?P<dp>{_PREFIX_ALT})?(?P<du>{_UNIT_ALT}))?$"
 )
 #: Decimal digits the exact product may need; below pint's 28-digit context nothing is rounded.
@@ -228,6 +228,8 @@ def _fast_parse(text: str, dim: str) -> float | None:
     m = _FAST_RE.match(text)
     if m is None or (m["nu"] is None and m["du"] is None):
         return None
+    if m["nu"] == "J" and not m["np"] and not m["gap"]:
+        return None  # Python's tokenizer (pint's) reads "5J" as an imaginary number
     magnitude = Decimal(m["num"])
     factors = []
     exps = [0, 0, 0, 0]

@@ -19,6 +19,7 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
+from hwsim.algorithms.zoqo_fast import FastStep
 from hwsim.algorithms.zoqo_forward import IntNet, quantize_input
 from hwsim.algorithms.zoqo_loss import LOSSES, LutLoss, float_ce, pair_ce
 from hwsim.algorithms.zoqo_noise import GroupedSampler, cdf_table, counter_base, noise_steps, uniform32
@@ -110,6 +111,19 @@ class ZOQOTrainer:
         self.codes = self._views(self.flat)
         self.lut = LutLoss.build(self.net.logit_scale) if cfg.loss == "lut" else None
         self.step_index = 0
+        self._fast = FastStep.build(self)   # untraced fast path (same integers), None if not eligible
+
+    @property
+    def codes(self) -> dict[str, torch.Tensor]:
+        """Per-group views of `flat` (rebuilt only when `flat` was replaced, not every step)."""
+        flat = getattr(self, "flat", None)
+        if flat is not None and self._codes_for is not flat:
+            self._codes, self._codes_for = self._views(flat), flat
+        return self._codes
+
+    @codes.setter
+    def codes(self, value: dict[str, torch.Tensor]) -> None:
+        self._codes, self._codes_for = value, getattr(self, "flat", None)
 
     # ---- pieces of a step ------------------------------------------------------------------
     @property
@@ -132,6 +146,8 @@ class ZOQOTrainer:
 
     def step(self, xq: torch.Tensor, y: torch.Tensor, trace: Trace | None = None) -> dict:
         """One ZOQO update on a uint8 batch; emits the step's events into `trace` when given."""
+        if trace is None and self._fast is not None:
+            return self._fast.step(xq, y)
         cfg, t = self.cfg, self.step_index
         if trace is not None:
             self._emit_params(trace, xq)

@@ -6,7 +6,6 @@ Pareto fronts per target, and which layers change width between neighbouring bud
 from __future__ import annotations
 
 import base64
-import io
 import json
 from functools import lru_cache
 from pathlib import Path

@@ -13,12 +13,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from pydantic import BaseModel, ValidationError
-
 import hwsim
 from hwsim.errors import ProfileError
-from hwsim.target.model import PLACEMENT_ROLES, Target, cross_check
 from hwsim.target.yamlio import LineDict, LineList, Loc, YamlProblem, deep_merge, load_yaml
+
+if typing.TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from hwsim.target.model import Target
+
+#: Imported on first use: pydantic and the Target schema cost ~0.2 s, which commands that only
+#: read YAML (`hwsim targets list`) need not pay. Module attributes stay available (__getattr__).
+_LAZY_NAMES = {"BaseModel": "pydantic", "ValidationError": "pydantic", "PLACEMENT_ROLES": "hwsim.target.model",
+               "Target": "hwsim.target.model", "cross_check": "hwsim.target.model"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 YAML_SUFFIXES = (".yaml", ".yml")
 #: Keys that belong to one file and are never inherited through `extends:`.
@@ -281,6 +296,10 @@ def _yaml_keys(model: type[BaseModel]) -> list[str]:
 
 def _model_at(path: Iterable[Any]) -> type[BaseModel] | None:
     """The pydantic model class that validates the mapping at `path` (for 'allowed fields' hints)."""
+    from pydantic import BaseModel
+
+    from hwsim.target.model import Target
+
     tp: Any = Target
     for part in path:
         tp = _strip_optional(tp)
@@ -334,6 +353,10 @@ def _describe_error(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
 
 def _validate(raw: RawProfile, problems: _Problems, *, partial: bool) -> Target | None:
     """Validate a merged profile; `partial` (abstract family files) ignores missing fields."""
+    from pydantic import ValidationError
+
+    from hwsim.target.model import Target, cross_check
+
     tree, provenance = strip_sources(raw.merged, problems)
     disp = _display(raw.path)
     top = Loc(disp, 1)
@@ -371,6 +394,8 @@ def _validate(raw: RawProfile, problems: _Problems, *, partial: bool) -> Target 
 
 def _raw_placement_check(tree: LineDict, problems: _Problems, top: Loc) -> None:
     """Placement names vs memories, on the raw tree (so it is reported even when other fields fail)."""
+    from hwsim.target.model import PLACEMENT_ROLES
+
     placement, memories = tree.get("placement"), tree.get("memories")
     if not isinstance(placement, LineDict) or not isinstance(memories, LineDict):
         return

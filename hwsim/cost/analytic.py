@@ -104,6 +104,12 @@ def price_trace(trace: Trace, target, *, memory=None) -> tuple[list[OpEvent], li
     pricer = Pricer(target, {s.level: (s.dest, s.fraction) for s in spills if s.dest})
     for s in spills:
         pricer.flags.append({"kind": "spill" if s.dest else "overflow", "key": s.level, "message": s.message()})
+    if not target.runtime_efficiency.fitted_on and not target.runtime_efficiency.compute:
+        pricer.flags.append({"kind": "uncalibrated", "key": target.name,
+                             "message": f"{target.name} is not calibrated: kernels are assumed to reach the "
+                                        "profile's peak throughput, so latency is an optimistic lower bound; "
+                                        "use a profile from targets/calibrated/ "
+                                        "or `hwsim calibrate` for predictions"})
     if peaks is None:
         pricer.flags.append({"kind": "note", "key": "memory",
                              "message": "hwsim.memory is not available: spills were not checked"})

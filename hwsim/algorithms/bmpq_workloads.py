@@ -15,7 +15,14 @@ Spec keys (all optional except algorithm/model):
                                       top-level `budgets:` stay `hwsim simulate`'s compliance checks
                                       on the traced training step)
   accumulator: wide | target         (wide: exact int64 like TFLite 16x8 kernels, overflows of the
-                                      target's accumulator counted; target: wrap/saturate/raise)
+                                      target's accumulator counted; target: wrap/saturate/raise).
+                                      Either way the final model's test accuracy is also evaluated
+                                      with the other mode (`accuracy_wide` / `accuracy_target`), and
+                                      overflows are surfaced in `accumulator_note` and `flags`
+  inference_targets: [stm32h743, ethos-u55-256]
+                                     (targets on which the resulting mixed-precision *inference* is
+                                      costed and checked against device capacities, besides the
+                                      workload's `target`, which runs the training)
   bmpq: {support: [4, 2], epochs, warmup_epochs, interval_epochs, batch_size, lr, ...}
 """
 from __future__ import annotations
@@ -84,13 +91,28 @@ def make_allocator(model: ModelSpec, target, cfg: BmpqConfig):
 
 
 def _cost_summary(trace: Trace, target, repeat: int = 1) -> dict[str, Any]:
-    from hwsim.cost.analytic import cost_trace
-    from hwsim.memory import analyze
-    mem = analyze(trace, target)
-    res = cost_trace(trace, target, repeat={"step": repeat}, memory=mem)
-    return {"latency_s": float(res.latency_s), "energy_j": float(res.energy_j),
-            "peak_bytes": {k: int(v) for k, v in mem.peak_bytes.items()},
-            "flags": sorted(res.flag_counts)}
+    """Latency/energy/peaks of `trace` on `target`, and whether it fits the device's memories.
+
+    Why `fits`: a per-target inference cost is only meaningful next to whether the model fits
+    there (e.g. ResNet18's weights exceed an MCU's flash); the same checks as `hwsim simulate`.
+    """
+    from hwsim.cost.simulation import simulate_trace
+    sim = simulate_trace(trace, target, repeat={"step": repeat})
+    return {"latency_s": float(sim.cost.latency_s), "energy_j": float(sim.cost.energy_j),
+            "peak_bytes": {k: int(v) for k, v in sim.memory.peak_bytes.items()},
+            "fits": sim.passed,
+            "over_capacity": [v.budget for v in sim.verdicts if not v.passed],
+            "flags": sorted(sim.cost.flag_counts)}
+
+
+def inference_targets(spec: dict) -> list:
+    """The `inference_targets:` of a workload, loaded (a bad name raises ProfileError → exit 2)."""
+    from hwsim.target import load_target
+    names = spec.get("inference_targets") or []
+    if not isinstance(names, list):
+        raise WorkloadError(f"workload field inference_targets={names!r}: give a list of target names, "
+                            "e.g. [stm32h743, ethos-u55-256]")
+    return [load_target(str(n)) for n in names]
 
 
 def _shapes_bits(model: ModelSpec, spec: dict, cfg: BmpqConfig, target) -> tuple[dict[str, int], str]:
@@ -126,16 +148,64 @@ def run_shapes_only(model: ModelSpec, spec: dict, target, cfg: BmpqConfig,
         "compression_ratio": float(compression_ratio(model, bits)),
         "macs_per_inference": sum(e.macs for e in infer.ops()),
     }
-    per_target = {}
-    for t in ([target] if target is not None else []) + list(targets or []):
+    per_target: dict[str, Any] = {}
+    # the workload's target trains (epoch + inference); inference_targets only run the result
+    jobs = [(t, True) for t in ([target] if target is not None else []) + list(targets or [])]
+    jobs += [(t, False) for t in inference_targets(spec)]
+    for t, train in jobs:
+        if t.name in per_target:
+            continue
         try:
-            per_target[t.name] = {"train_epoch": _cost_summary(step, t, steps),
-                                  "inference": _cost_summary(infer, t)}
+            entry = {"train_epoch": _cost_summary(step, t, steps)} if train else {}
+            entry["inference"] = _cost_summary(infer, t)
+            per_target[t.name] = entry
         except HwsimError as err:      # e.g. a GPU profile pricing no int16 MAC for the 16-bit layers
             per_target[t.name] = {"error": err.message}
     metrics["costs"] = per_target
+    metrics["inference_fits"] = {n: c["inference"]["fits"] for n, c in per_target.items()
+                                 if "inference" in c}
     return WorkloadRun(f"bmpq-{model.name}-shapes", step, {"step": steps}, metrics,
                        {"shapes_only": "no numbers computed; BN not modelled"})
+
+
+def _accumulator_check(net: QNet, data, target, mode: str, accuracy: float,
+                       train_overflows: dict[str, int]) -> dict[str, Any]:
+    """Test accuracy with the exact (int64) and with the target's accumulator, plus a visible note.
+
+    Why: with `accumulator: wide` the reported accuracy assumes int64 accumulation (TFLite's 16x8
+    kernels), while the 16-bit first/last layers overflow a 32-bit accumulator; users must see
+    the overflow and whether the accuracy survives the target's wrap/saturate. The final model is
+    re-evaluated once with the other mode (no retraining); the training mode is then restored.
+    """
+    from hwsim.algorithms.bmpq_train import _accuracy
+    bits, policy = target.numerics.accumulator_bits, target.numerics.overflow
+    x_te, y_te = data[2], data[3]
+    other = "target" if mode == "wide" else "wide"
+    net.set_accumulator(bits, policy, apply=(other == "target"))
+    try:
+        other_acc: float | None = _accuracy(net, x_te, y_te)
+        err = ""
+    except HwsimError as e:               # numerics.overflow: raise
+        other_acc, err = None, e.message
+    test_over = {k: v for k, v in net.overflows().items() if v}
+    net.set_accumulator(bits, policy, apply=(mode == "target"))
+    wide_acc, target_acc = (accuracy, other_acc) if mode == "wide" else (other_acc, accuracy)
+    out: dict[str, Any] = {"accuracy_wide": wide_acc, "accuracy_target": target_acc}
+    layers = sorted(k for k, v in train_overflows.items() if v) or sorted(test_over)
+    if not layers:
+        out["accumulator_note"] = f"no int{bits} accumulator overflow"
+        return out
+    shown = "raises" if target_acc is None else f"{target_acc:.4f}"
+    out["accumulator_note"] = (f"{','.join(layers)} overflow int{bits}: test acc {wide_acc:.4f} "
+                               f"(int64) vs {shown} (int{bits} {policy})" if wide_acc is not None else
+                               f"{','.join(layers)} overflow int{bits}; int64 evaluation failed")
+    out["flags"] = [
+        f"[accumulator] layers {', '.join(layers)} overflow the {target.name} int{bits} accumulator "
+        f"({sum(train_overflows.values())} values over training, {sum(test_over.values())} on the "
+        f"test set); `accuracy` uses accumulator: {mode}. With int{bits} {policy} the test accuracy "
+        f"is {shown if not err else 'not computable: ' + err}; with exact int64 it is "
+        f"{'n/a' if wide_acc is None else f'{wide_acc:.4f}'}"]
+    return out
 
 
 @register_runner("bmpq-train")
@@ -171,7 +241,11 @@ def run(spec: dict, target, options: dict) -> WorkloadRun:
     step = train_step_trace(net, x_tr[:cfg.batch_size], y_tr[:cfg.batch_size])
     infer = inference_trace(net, x_tr[:1])
     steps = math.ceil(len(x_tr) / cfg.batch_size) * cfg.epochs
-    metrics: dict[str, Any] = {
+    metrics: dict[str, Any] = {}
+    if target is not None:
+        train_overflows = net.overflows()
+        metrics.update(_accumulator_check(net, data, target, mode, result.accuracy, train_overflows))
+    metrics.update({
         "accuracy": result.accuracy, "train_accuracy": result.train_accuracy,
         "bits": result.bits, "compression_ratio": result.compression_ratio,
         "compression_ratio_16": result.compression_ratio / 2,
@@ -181,12 +255,18 @@ def run(spec: dict, target, options: dict) -> WorkloadRun:
                        "bits_after": r.bits_after, "objective": r.objective,
                        "binding": r.binding} for r in result.intervals],
         "epochs": result.epoch_log,
-    }
+    })
     if target is not None:
         metrics["accumulator"] = (f"{mode}: overflows counted against int{target.numerics.accumulator_bits}"
-                                  f" ({target.numerics.overflow}), summed over every forward pass")
-        metrics["accumulator_overflows"] = net.overflows()
+                                  f" ({target.numerics.overflow}), summed over every training forward pass")
+        metrics["accumulator_overflows"] = train_overflows
         metrics["inference_cost"] = _cost_summary(infer, target)
+        metrics["inference_costs"] = {target.name: metrics["inference_cost"]}
+    for t in inference_targets(spec):
+        try:
+            metrics.setdefault("inference_costs", {})[t.name] = _cost_summary(infer, t)
+        except HwsimError as err:
+            metrics.setdefault("inference_costs", {})[t.name] = {"error": err.message}
         metrics["training_cost"] = _cost_summary(step, target, steps)
         metrics["training_step_cost"] = _cost_summary(step, target)
     artifacts = {}

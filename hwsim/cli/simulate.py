@@ -35,6 +35,8 @@ def _load_workload(path: Path) -> dict:
 
     from hwsim.errors import WorkloadError
 
+    if path.is_dir():
+        raise WorkloadError(f"--workload {path}: is a directory, expected a file (a workload YAML)")
     if not path.is_file():
         raise WorkloadError(f"workload file {str(path)!r} does not exist")
     try:
@@ -60,7 +62,12 @@ def _out_dir(out: Optional[Path], name: str, target: str) -> Path:
     if out is not None:
         return out
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("reports") / f"{name}-{target}-{stamp}"
+    path = Path("reports") / f"{name}-{target}-{stamp}"
+    if path.exists():   # two runs in the same second: never mix their reports
+        import uuid
+
+        path = path.with_name(f"{path.name}-{uuid.uuid4().hex[:6]}")
+    return path
 
 
 def simulate_cmd(
@@ -97,10 +104,27 @@ def simulate_cmd(
         from hwsim import REPO_ROOT
 
         workload = REPO_ROOT / DEFAULT_WORKLOAD
+    from hwsim.cli._paths import check_target_arg, output_dir
+
+    if out is not None:
+        output_dir(out, "--out")
+        if no_report:
+            print(f"note: --out {out} is ignored with --no-report (no report folder is written"
+                  f"{'; a workload may still put its own artifacts there' if workload else ''})",
+                  file=sys.stderr)
+    check_target_arg(target)
     spec = _load_workload(workload) if workload else None
     target_name = target or (spec or {}).get("target") or DEFAULT_TARGET
     tgt = load_target(str(target_name))
     budgets = parse_budgets(budget, tgt)
+    from hwsim.units import format_quantity
+
+    for b in budgets:
+        mem = tgt.memories.get(b.kind)
+        if mem is not None and b.limit > float(mem.capacity_bytes):
+            print(f"note: budget {b.text} is above {tgt.name}'s {b.kind} capacity "
+                  f"({format_quantity(mem.capacity_bytes, 'size')}); the device capacity is the tighter limit and is "
+                  f"checked too", file=sys.stderr)
     repeat: dict = {}
     metrics: dict = {}
     conventions: dict = {}
@@ -128,13 +152,17 @@ def simulate_cmd(
     sim = simulate_trace(trace, tgt, name=name, budgets=budgets, engine=engine.value, repeat=repeat,
                          metrics=metrics, source=source, conventions=conventions)
     table = render_table(sim) if fmt == Format.table or not no_report else None
-    if not no_report:
-        write_report(sim, out_dir, table=table)
     if fmt == Format.json:
         typer.echo(to_json(sim))
     else:
         typer.echo(table)
-    if not no_report:
+    if not no_report:   # results are printed first, so a failing write never loses them
+        try:
+            write_report(sim, out_dir, table=table)
+        except OSError as err:
+            from hwsim.cli._paths import os_error
+
+            raise os_error(err, "--out", out_dir) from None
         print(f"report written to {out_dir}/", file=sys.stderr)
     if not sim.passed:
         raise typer.Exit(1)

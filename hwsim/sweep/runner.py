@@ -137,7 +137,8 @@ def evaluate_chunk(points: list[Point], ctx: dict) -> list[dict]:
                 a = allocator.solve(budgets, warm_start=warm, diagnostics=ctx.get("diagnostics", False))
             except InfeasibleBudget as err:
                 infeasible.append((budgets, p.index))
-                rows.append(_row(p, status="infeasible", error=err.message,
+                rows.append(_row(p, status="infeasible",
+                                 error="\n".join([err.message, *err.problems]),
                                  solve_s=time.perf_counter() - t0))
                 continue
             except Exception as err:
@@ -171,6 +172,49 @@ def _row(p: Point, **extra) -> dict:
         row[f"budget_{r}"] = v
     row.update(extra)
     return row
+
+
+def validate_spec(spec: SweepSpec, where: str = "sweep spec") -> None:
+    """Fail fast (HwsimError, exit 2) on a spec whose every point would fail the same way.
+
+    Why: a typo in a target, model or budget resource otherwise runs the whole grid of failing
+    points and looks like a result. Checks: every target loads, every model is a built-in layer
+    list, every budget resource is one Φ can price on every target (weights, activations,
+    latency, energy, compression or a memory level of that target), and the sensitivity file.
+    """
+    from hwsim.models.layer_specs import BUILTIN_MODELS
+    from hwsim.phi import DEFAULT_AGGREGATE
+    from hwsim.target import load_target
+
+    problems: list[str] = []
+    targets = {}
+    for name in spec.targets:
+        try:
+            targets[name] = load_target(name)
+        except HwsimError as err:
+            problems.append(f"targets: {name!r}: {err.message}")
+    for name in spec.models:
+        if name not in BUILTIN_MODELS:
+            problems.append(f"models: {name!r} is not a built-in layer list; known: "
+                            f"{', '.join(BUILTIN_MODELS)}")
+    for res in spec.budgets:
+        if res in DEFAULT_AGGREGATE:
+            continue
+        lacking = [t for t, tgt in targets.items() if res not in (getattr(tgt, "memories", {}) or {})]
+        if lacking:
+            mems = sorted({m for tgt in targets.values() for m in (getattr(tgt, "memories", {}) or {})})
+            problems.append(f"budgets: unknown resource {res!r} (on {', '.join(lacking)}); use "
+                            f"{', '.join(DEFAULT_AGGREGATE)} or a memory level ({', '.join(mems)})")
+    if spec.sensitivity != "uniform":
+        p = Path(spec.sensitivity)
+        if p.is_dir():
+            problems.append(f"sensitivity: {spec.sensitivity} is a directory, expected a CSV file "
+                            "(or 'uniform')")
+        elif not p.is_file():
+            problems.append(f"sensitivity: file {spec.sensitivity} not found (or use 'uniform')")
+    if problems:
+        raise HwsimError(f"{where}: {len(problems)} problem(s); fix them before the sweep runs",
+                         problems=problems)
 
 
 # ---- the driver ---------------------------------------------------------------------------------

@@ -60,8 +60,19 @@ def emulate(
     from hwsim.emulator import Emulator
     from hwsim.errors import HwsimError
 
+    from hwsim.cli._paths import output_dir, output_file
+
+    if inputs.is_dir():
+        raise HwsimError(f"--inputs {inputs}: is a directory, expected a file (an .npy of stacked inputs)")
     if not inputs.is_file():
         raise HwsimError(f"--inputs {inputs}: file not found; pass an .npy file of stacked inputs")
+    # numpy.save appends .npy to a name without it: check (and later report) the real path
+    out_path = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
+    if out.is_dir():
+        raise HwsimError(f"--out {out}: is a directory, expected a file name such as {out / 'Y.npy'}")
+    output_file(out_path, "--out")
+    if dump is not None:
+        output_dir(dump, "--dump")
     try:
         x = np.load(inputs, allow_pickle=False)
     except Exception as exc:  # not an .npy / pickled object arrays
@@ -81,8 +92,13 @@ def emulate(
                          f"(x_q = round(x / {spec.s:g}) + {spec.zp})")
     outputs, trace = em.run(x, capture_intermediates=dump is not None)
     y = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, y)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out_path, y)
+    except OSError as err:
+        from hwsim.cli._paths import os_error
+
+        raise os_error(err, "--out", out_path) from None
     if dump is not None:
         dump.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()
@@ -104,7 +120,7 @@ def emulate(
         (dump / "index.json").write_text(json.dumps(
             {"model": str(model_file), "runtime": runtime, "batch": int(x.shape[0]),
              "tensors": index}, indent=1))
-    typer.echo(f"{model_file.name}: {y.shape[0]} inference(s), runtime {runtime} -> {out} "
+    typer.echo(f"{model_file.name}: {y.shape[0]} inference(s), runtime {runtime} -> {out_path} "
                f"{tuple(y.shape)} {y.dtype}", err=True)
 
 

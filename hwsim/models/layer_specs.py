@@ -198,7 +198,12 @@ def from_tflite(path, first_last_bits: int | None = 16) -> ModelSpec:
     from pathlib import Path
 
     import tflite
+    if Path(path).is_dir():
+        raise ModelError(f"--model {path}: is a directory, expected a file (a .tflite model)")
     raw = Path(path).read_bytes()
+    if len(raw) < 8 or raw[4:8] != b"TFL3":   # same check and message as the emulator's importer
+        raise ModelError(f"{path}: not a TFLite flatbuffer (missing the 'TFL3' file identifier); "
+                         "pass a .tflite model exported by the TFLite converter")
     try:
         model = tflite.Model.GetRootAsModel(raw, 0)
         graph = model.Subgraphs(0)

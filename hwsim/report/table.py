@@ -89,8 +89,7 @@ def render_table(sim, *, top: int = 12) -> str:
     if sim.metrics:
         lines += ["", "metrics"]
         for k, v in sim.metrics.items():
-            text = f"{v}"
-            lines.append(f"  {k}: {text if len(text) < 100 else text[:97] + '...'}")
+            lines += _metric_lines(k, v)
     lines += ["", "compliance"]
     rows = [[("PASS" if v.passed else "FAIL"), v.budget, format_value(v.limit, v.unit),
              format_value(v.value, v.unit), format_value(v.margin, v.unit),
@@ -100,3 +99,17 @@ def render_table(sim, *, top: int = 12) -> str:
     lines.append("RESULT: " + ("PASS" if sim.passed else "FAIL (" + ", ".join(
         v.budget for v in sim.verdicts if not v.passed) + ")"))
     return "\n".join(lines)
+
+
+def _metric_lines(key: str, value) -> list[str]:
+    """A metric for the terminal: tables (multi-line text) in full, short values inline, long
+    structures summarised (they are complete in summary.json)."""
+    if isinstance(value, str) and "\n" in value:
+        return [f"  {key}:"] + [f"    {line}" for line in value.splitlines()]
+    if isinstance(value, float):
+        return [f"  {key}: {value:.6g}"]
+    text = f"{value}"
+    if len(text) <= 100:
+        return [f"  {key}: {text}"]
+    size = f"{len(value)} entries" if isinstance(value, (dict, list, tuple)) else f"{len(text)} characters"
+    return [f"  {key}: {size} (see summary.json)"]

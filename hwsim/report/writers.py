@@ -16,10 +16,31 @@ def _markdown(sim, table: str, plots: dict[str, Path]) -> str:
              f"Result: **{'PASS' if sim.passed else 'FAIL'}**", "", "```", table, "```", ""]
     for name in plots:
         lines += [f"![{name}]({name})", ""]
+    lines += _artifact_markdown(sim)
     lines += ["## Conventions", ""] + [f"- **{k}**: {v}" for k, v in sim.conventions.items()]
     lines += ["", "## Target sources", ""] + [f"- {s}" for s in sim.target.sources]
     lines += ["", "Per-op figures: `ops.csv`; everything: `summary.json`.", ""]
     return "\n".join(lines)
+
+
+def _artifacts(sim) -> dict[str, Path]:
+    """Extra files a workload runner wrote (accuracy tables, ENBG plots, ...)."""
+    return {k: Path(v) for k, v in ((sim.source or {}).get("artifacts") or {}).items()}
+
+
+def _artifact_markdown(sim) -> list[str]:
+    arts = _artifacts(sim)
+    if not arts:
+        return []
+    lines = ["## Workload outputs", ""]
+    for name, path in arts.items():
+        if path.suffix == ".md" and path.is_file():
+            lines += [f"### {name}", "", path.read_text().rstrip(), ""]
+        elif path.suffix == ".png":
+            lines += [f"### {name}", "", f"![{name}]({path.name})", ""]
+        else:
+            lines += [f"- {name}: `{path.name}`"]
+    return lines + [""]
 
 
 def _html(sim, table: str, plots: dict[str, Path]) -> str:
@@ -27,6 +48,12 @@ def _html(sim, table: str, plots: dict[str, Path]) -> str:
     for name, path in plots.items():
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         imgs.append(f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"/>')
+    for name, path in _artifacts(sim).items():
+        if path.suffix == ".png" and path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            imgs.append(f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"/>')
+        elif path.suffix == ".md" and path.is_file():
+            imgs.append(f"<h2>{html.escape(name)}</h2><pre>{html.escape(path.read_text())}</pre>")
     conv = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in sim.conventions.items())
     src = "".join(f"<li>{html.escape(s)}</li>" for s in sim.target.sources)
     status = "PASS" if sim.passed else "FAIL"

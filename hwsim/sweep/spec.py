@@ -76,6 +76,8 @@ class Point:
 
 def load_spec(path: Path) -> SweepSpec:
     path = Path(path)
+    if path.is_dir():
+        raise WorkloadError(f"{path}: is a directory, expected a file (a sweep spec YAML)")
     if not path.exists():
         raise WorkloadError(f"{path}: sweep spec not found")
     try:

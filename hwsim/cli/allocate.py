@@ -45,8 +45,13 @@ def _with_first_last(spec, bits: int):
     return dataclasses.replace(spec, layers=layers)
 
 
-def _read_sensitivity(path: Path, layers: list[str]) -> dict[str, float]:
-    if not path.exists() or path.is_dir():
+def _read_sensitivity(path: Path, layers: list[str], fixed=()) -> dict[str, float]:
+    """layer -> value; every layer not in `fixed` needs a finite value ≥ 0 (HwsimError otherwise)."""
+    import math
+
+    if path.is_dir():
+        raise HwsimError(f"--sensitivity {path}: is a directory, expected a file (a layer,value CSV)")
+    if not path.exists():
         raise HwsimError(f"--sensitivity {path}: file not found")
     out: dict[str, float] = {}
     with path.open(newline="") as fh:
@@ -62,9 +67,19 @@ def _read_sensitivity(path: Path, layers: list[str]) -> dict[str, float]:
                 if lineno == 1:       # header row
                     continue
                 raise HwsimError(f"{path}:{lineno}: sensitivity {value!r} is not a number") from None
+            if not math.isfinite(out[name]) or out[name] < 0:
+                raise HwsimError(f"{path}:{lineno}: sensitivity of {name} is {value!r}; use a finite "
+                                 "value ≥ 0")
+    if not out:
+        raise HwsimError(f"--sensitivity {path}: no layer,value rows; write one row per layer, e.g. "
+                         f"{layers[0] if layers else 'conv1'},1.0")
     unknown = [n for n in out if n not in layers]
     if unknown:
         raise HwsimError(f"{path}: unknown layer(s) {', '.join(unknown)}; model layers: {', '.join(layers)}")
+    missing = [n for n in layers if n not in out and n not in fixed]
+    if missing:
+        raise HwsimError(f"{path}: no sensitivity for layer(s) {', '.join(missing)}; every non-fixed "
+                         "layer needs a value (add a 'layer,value' row for each)")
     return out
 
 
@@ -110,6 +125,12 @@ def register(app: typer.Typer) -> None:
             raise HwsimError(f"--bits {bits!r}: write comma-separated integers, e.g. 2,4,8") from None
         if not support:
             raise HwsimError("--bits is empty; write e.g. 2,4,8")
+        from hwsim.cli._paths import check_target_arg
+
+        check_target_arg(target)
+        if sensitivity is not None and sensitivity.is_dir():
+            raise HwsimError(f"--sensitivity {sensitivity}: is a directory, expected a file "
+                             "(a layer,value CSV)")
         spec = _with_first_last(_load_model(model), first_last_bits)
         raw = parse_budget_items(budget)
         tgt = None
@@ -123,7 +144,7 @@ def register(app: typer.Typer) -> None:
         budgets = {k: parse_budget(k, v, phi) for k, v in raw.items()}
         names = list(phi.layers)
         if sensitivity is not None:
-            sens = _read_sensitivity(sensitivity, names)
+            sens = _read_sensitivity(sensitivity, names, fixed=phi.fixed)
             source = f"file {sensitivity}"
         elif spec.name == "digits-cnn":
             sens = _short_run_enbg(spec, support)

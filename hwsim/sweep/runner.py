@@ -92,12 +92,12 @@ def _phi_for(point: Point, resources: tuple[str, ...], digest: str):
     return _PHI_CACHE[key]
 
 
-def _sensitivity(spec_sensitivity: str, layers: list[str]) -> dict[str, float]:
+def _sensitivity(spec_sensitivity: str, layers: list[str], fixed=()) -> dict[str, float]:
     if spec_sensitivity == "uniform":
         return {n: 1.0 for n in layers}
     from hwsim.cli.allocate import _read_sensitivity  # one CSV reader for CLI and sweeps
 
-    return _read_sensitivity(Path(spec_sensitivity), layers)
+    return _read_sensitivity(Path(spec_sensitivity), layers, fixed=fixed)
 
 
 def evaluate_chunk(points: list[Point], ctx: dict) -> list[dict]:
@@ -109,7 +109,7 @@ def evaluate_chunk(points: list[Point], ctx: dict) -> list[dict]:
     rows: list[dict] = []
     try:
         phi = _phi_for(points[0], resources, ctx["digests"][points[0].target])
-        allocator = Allocator(phi, _sensitivity(ctx["sensitivity"], list(phi.layers)),
+        allocator = Allocator(phi, _sensitivity(ctx["sensitivity"], list(phi.layers), phi.fixed),
                               objective=ctx["objective"])
     except Exception as err:  # the whole family fails the same way; record it on every point
         msg = err.render() if isinstance(err, HwsimError) else f"{type(err).__name__}: {err}"

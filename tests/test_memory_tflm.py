@@ -3,8 +3,8 @@
 Oracle: the `tflite-micro` Python interpreter (RecordingMicroAllocator). After one invoke,
 `print_allocations()` reports "Arena allocation head N bytes": the non-persistent section of the
 arena, which TFLM sizes to `GreedyMemoryPlanner::GetMaximumMemorySize()` of its memory plan (the
-persistent tail — node structs, eval tensors, quantization params, 64-bit host pointers — is
-runtime overhead, not tensors, and is not compared). The models use no kernel scratch buffers on
+persistent tail — node structs, eval tensors, quantization params — is not tensors; it is replayed
+and compared in tests/test_memory_persistent.py). The models use no kernel scratch buffers on
 the host build (reference kernels request scratch only for int4 filters), so the head is the
 tensor plan alone.
 """

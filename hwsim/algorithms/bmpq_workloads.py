@@ -105,6 +105,27 @@ def _cost_summary(trace: Trace, target, repeat: int = 1) -> dict[str, Any]:
             "flags": sorted(sim.cost.flag_counts)}
 
 
+def _fit_flags(inference: dict[str, dict]) -> list[str]:
+    """One `[inference]` flag per target the final model's inference does not fit (or cannot run on)."""
+    out = []
+    for name, c in inference.items():
+        if "error" in c:
+            out.append(f"[inference] not costed on {name}: {c['error']}")
+        elif not c.get("fits", True):
+            out.append(f"[inference] the mixed-precision model does not fit {name}: "
+                       f"{', '.join(c['over_capacity'])} exceeded")
+    return out
+
+
+def _fit_note(fits: dict[str, bool]) -> str:
+    """One short line (the terminal report shows metrics up to 100 characters inline)."""
+    yes = [n for n, ok in fits.items() if ok]
+    no = [n for n, ok in fits.items() if not ok]
+    if not no:
+        return "inference fits " + ", ".join(yes)
+    return "inference does NOT fit " + ", ".join(no) + ("; fits " + ", ".join(yes) if yes else "")
+
+
 def inference_targets(spec: dict) -> list:
     """The `inference_targets:` of a workload, loaded (a bad name raises ProfileError → exit 2)."""
     from hwsim.target import load_target
@@ -161,9 +182,11 @@ def run_shapes_only(model: ModelSpec, spec: dict, target, cfg: BmpqConfig,
             per_target[t.name] = entry
         except HwsimError as err:      # e.g. a GPU profile pricing no int16 MAC for the 16-bit layers
             per_target[t.name] = {"error": err.message}
-    metrics["costs"] = per_target
-    metrics["inference_fits"] = {n: c["inference"]["fits"] for n, c in per_target.items()
-                                 if "inference" in c}
+    fits = {n: c["inference"]["fits"] for n, c in per_target.items() if "inference" in c}
+    flags = _fit_flags({n: c["inference"] for n, c in per_target.items() if "inference" in c})
+    # flags and the fit summary first: the terminal report lists metrics in order and truncates
+    metrics = {"inference_note": _fit_note(fits), **({"flags": flags} if flags else {}),
+               "inference_fits": fits, **metrics, "costs": per_target}
     return WorkloadRun(f"bmpq-{model.name}-shapes", step, {"step": steps}, metrics,
                        {"shapes_only": "no numbers computed; BN not modelled"})
 
@@ -262,13 +285,19 @@ def run(spec: dict, target, options: dict) -> WorkloadRun:
         metrics["accumulator_overflows"] = train_overflows
         metrics["inference_cost"] = _cost_summary(infer, target)
         metrics["inference_costs"] = {target.name: metrics["inference_cost"]}
+        metrics["training_cost"] = _cost_summary(step, target, steps)
+        metrics["training_step_cost"] = _cost_summary(step, target)
     for t in inference_targets(spec):
         try:
             metrics.setdefault("inference_costs", {})[t.name] = _cost_summary(infer, t)
         except HwsimError as err:
             metrics.setdefault("inference_costs", {})[t.name] = {"error": err.message}
-        metrics["training_cost"] = _cost_summary(step, target, steps)
-        metrics["training_step_cost"] = _cost_summary(step, target)
+    flags = _fit_flags(metrics.get("inference_costs", {}))
+    if flags:
+        metrics["flags"] = list(metrics.get("flags", [])) + flags
+    if "inference_costs" in metrics:
+        fits = {n: c.get("fits", False) for n, c in metrics["inference_costs"].items()}
+        metrics = {"inference_note": _fit_note(fits), **metrics}
     artifacts = {}
     if options.get("out_dir"):
         artifacts = {k: Path(v) for k, v in plot_history(result, options["out_dir"]).items()}

@@ -117,6 +117,7 @@ def _run(spec: ExperimentSpec, progress: bool) -> ExperimentResult:
                     else:
                         trainer.step(xq[idx], y[idx])
                 acc = trainer.accuracy(xtq, yt)
+                train_acc = trainer.accuracy(xq, y)
                 if bits == trace_bits:
                     kept = trainer
                 info = {"start_accuracy": start, "m": {n: s.m for n, s in trainer.state.items()},
@@ -143,17 +144,20 @@ def _run(spec: ExperimentSpec, progress: bool) -> ExperimentResult:
                         continue
                     key = f"{variant}"
                     acc = accuracy(runner.model, xt, yt)
+                    train_acc = accuracy(runner.model, x, y)
                     info = {}
                 else:
                     groups = {n: make_group(n, p.detach(), bits, runner.cfg.range_mode, runner.cfg.range_factor)
                               for n, p in base.named_parameters()}
                     codes = {n: groups[n].quantize(p.detach()) for n, p in runner.model.named_parameters()}
                     acc = _int_accuracy(base, groups, codes, calib, xtq, yt)
+                    train_acc = _int_accuracy(base, groups, codes, calib, xq, y)
                     info = {}
             if key in metrics["variants"]:
                 continue
             metrics["variants"][key] = {"variant": variant, "bits": None if variant.endswith("/fp") else bits,
-                                        "test_accuracy": acc, "train_s": time.perf_counter() - t1, **info}
+                                        "test_accuracy": acc, "train_accuracy": train_acc,
+                                        "train_s": time.perf_counter() - t1, **info}
     return ExperimentResult(metrics, trace, kept)
 
 

@@ -19,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},   # -h works on every level
 )
 
 #: Sub-command modules; each defines `register(app: typer.Typer) -> None`.

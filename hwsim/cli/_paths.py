@@ -55,12 +55,12 @@ def output_dir(path: Path | str, option: str = "--out") -> Path:
     return p
 
 
-def output_file(path: Path | str, option: str = "--out") -> Path:
+def output_file(path: Path | str, option: str = "--out", example: str = "out") -> Path:
     """`path` is a file that can be (over)written: not a folder, its parent creatable."""
     p = Path(path)
     if p.is_dir():
         raise HwsimError(f"{option} {p}: is a directory, expected a file name; "
-                         f"give a file path such as {p / 'out'}")
+                         f"give a file path such as {p / example}")
     if not p.exists():
         _check_creatable(p, option, "file")
     elif not os.access(p, os.W_OK):

@@ -29,12 +29,20 @@ def register(app: typer.Typer) -> None:
         from hwsim.target import load_target
         from hwsim.target.loader import find_profile
 
+        from hwsim.cli._paths import check_target_arg, input_file, output_file
+
+        check_target_arg(target)
+        input_file(measurements, "--measurements")
+        output_file(out, "--out", "profile.yaml")   # checked before the fit, so a bad --out never wastes it
+        if out.suffix.lower() not in (".yaml", ".yml"):
+            raise HwsimError(f"--out {out}: a device profile is a YAML file; use a name ending in .yaml")
         base = load_target(target)
         meas = read_measurements(measurements)
         plist = tuple(p.strip() for p in params.split(",") if p.strip())
         if len(plist) > len(meas):
             raise HwsimError(f"--params asks for {len(plist)} parameters but {measurements} has only "
-                             f"{len(meas)} measurements; fit at most as many parameters as measurements")
+                             f"{len(meas)} distinct models; fit at most as many parameters as measured "
+                             "models (add models or drop parameters)")
         fit_, _ = calibrate(base, meas, plist)
         new_name = name or out.stem
         base_path = find_profile(target)
@@ -48,8 +56,14 @@ def register(app: typer.Typer) -> None:
         fitted = fitted_on or f"{measurements.name}: " + ", ".join(
             f"{m.label}={m.latency_s * 1e3:.4g} ms" for m in meas)
         text = profile_yaml(extends, new_name, fit_, fitted, {}, base)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+        except OSError as err:
+            from hwsim.cli._paths import os_error
+
+            typer.echo(text)   # the fit is not lost: the profile goes to stdout
+            raise os_error(err, "--out", out) from None
         load_target(out)  # the written profile must load; a ProfileError here is a bug worth seeing
         typer.echo(f"wrote {out} (extends {extends})")
         typer.echo("efficiency: " + ", ".join(f"{c}={v:.4f}" for c, v in fit_.efficiency.items())

@@ -56,7 +56,8 @@ def list_cmd(
     if not entries:
         typer.echo("no profiles found")
         return
-    width = max(len(e.name) for e in entries)
+    width = max([len("NAME")] + [len(e.name) for e in entries])
+    typer.echo(f"{'NAME':<{width}}  {'KIND':<4} PATH")
     for e in entries:
         flag = " (abstract)" if e.abstract else ""
         typer.echo(f"{e.name:<{width}}  {e.kind:<4} {e.path}{flag}")

@@ -70,15 +70,32 @@ def read_measurements(path: str | Path) -> list[Measurement]:
         raise HwsimError(f"{path}: missing column(s) {missing}; found {list(rows[0])}; "
                          "required: model, latency_ms (optional: energy_uJ, label)")
     out: list[Measurement] = []
+    seen: dict[Path, int] = {}
     for n, row in enumerate(rows, start=2):
-        model = Path(row["model"].strip())
+        model = Path((row["model"] or "").strip())
         if not model.is_absolute():
             near = path.parent / model
             model = near if near.is_file() else model
+        if not model.is_file() and model.suffix != ".tflite":   # a builtin name (kws, resnet8, ...)
+            from hwsim.models.registry import resolve
+
+            model = resolve(str(row["model"]).strip()) or model
         if not model.is_file():
             raise HwsimError(f"{path}:{n}: model {row['model']!r} not found (looked next to the CSV and in the "
-                             "working directory); give the path of a .tflite file")
+                             "working directory); give the path of a .tflite file or a builtin name "
+                             "(ad01, kws, resnet8, vww, sww)")
+        key = model.resolve()
+        if key in seen:
+            if (row.get("same_latency_as") or "").strip():
+                continue   # a marked repeat of an earlier row's number: not a second data point
+            raise HwsimError(f"{path}:{n}: model {row['model']!r} already measured on line {seen[key]}; the fit "
+                             "needs one row per distinct model: average repeated runs into one row (or mark "
+                             "an exact repeat in a same_latency_as column)")
+        seen[key] = n
         lat = _positive(row["latency_ms"], path, n, "latency_ms")
+        if lat < 1e-3:
+            raise HwsimError(f"{path}:{n}: latency_ms = {row['latency_ms']!r} is below 1 µs, not a plausible "
+                             "inference latency; latency_ms is in milliseconds (e.g. 75.06)")
         energy = row.get("energy_uJ")
         e = _positive(energy, path, n, "energy_uJ") * 1e-6 if energy not in (None, "") else None
         out.append(Measurement(model, lat * 1e-3, e, (row.get("label") or model.stem).strip()))

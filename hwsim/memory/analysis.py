@@ -18,6 +18,7 @@ import pandas as pd
 from hwsim.errors import HwsimError
 from hwsim.memory.liveness import Lifetime, lifetimes, live_bytes
 from hwsim.memory.planners import PLANNERS, ArenaPlan, Request, align_up, lower_bound
+from hwsim.memory.tflm_persistent import TflmPersistent, build_for_runtime, is_tflite_trace, tflm_persistent
 from hwsim.trace import TENSOR_KINDS, Trace
 
 #: Tensor kinds that never enter the activation arena (constants, stored apart from the arena).
@@ -101,7 +102,8 @@ def in_arena(b: Lifetime) -> bool:
 
 
 def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tflm", "best_fit"),
-            arena_memory: str | None = None, tie_order: dict[str, int] | None = None) -> MemoryResult:
+            arena_memory: str | None = None, tie_order: dict[str, int] | None = None,
+            tflm_build: str | None = None) -> MemoryResult:
     """Peaks per memory, arena plans and spills for `trace` on `target` (a Target or a profile name/path).
 
     `planners`: any of "greedy_tflm" (TFLite-Micro's), "best_fit" (portfolio heuristic),
@@ -109,6 +111,10 @@ def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tfl
 
     `tie_order`: the model's tensor indices by name (default `trace.meta["tensor_index"]` when the
     emulator recorded it, else allocation order); only TFLM-style tie-breaking depends on it.
+
+    `tflm_build`: which TFLM build's struct sizes price the persistent tail ("mcu32", "host64"; see
+    `hwsim/runtimes/tflm.yaml`); default: the build the target's `numerics.runtime` runs (tflm and
+    cmsis-nn -> mcu32), none for other runtimes. Only traces of TFLite models have a tail.
     """
     target = _resolve_target(target)
     unknown = [p for p in planners if p not in PLANNERS]
@@ -160,6 +166,11 @@ def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tfl
     plans = {p: PLANNERS[p](reqs, alignment) for p in planners}
     arena_bytes = {p: plan.arena_bytes for p, plan in plans.items()}
     arena_bytes["lower_bound"] = lower_bound(reqs, alignment)
+    build = tflm_build or build_for_runtime(num.runtime)
+    persistent: TflmPersistent | None = None
+    if build and is_tflite_trace(trace):
+        persistent = tflm_persistent(trace, build)
+        arena_bytes["tflm_persistent"] = persistent.total_bytes
 
     # ---- does it fit? --------------------------------------------------------------------
     runtime_planner = RUNTIME_PLANNER.get(num.runtime)
@@ -171,13 +182,19 @@ def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tfl
     for mem, bufs in by_mem.items():
         if mem == arena_mem and runtime_planner is not None:
             rest = [b for b in bufs if b.name not in arena_names]
-            required[mem] = arena_bytes[runtime_planner] + int(live_bytes(rest, n_steps).max(initial=0))
+            required[mem] = (arena_bytes[runtime_planner] + int(live_bytes(rest, n_steps).max(initial=0))
+                             + (persistent.total_bytes if persistent else 0))
         else:
             required[mem] = peak_bytes[mem]
     spills = {m: required[m] - capacity[m] for m in memories if required[m] > capacity.get(m, 0)}
     flags = list(problems)
+    if persistent and persistent.unmodelled_ops:
+        flags.append(f"tflm_persistent: no struct sizes for op(s) {persistent.unmodelled_ops} in "
+                     f"hwsim/runtimes/tflm.yaml; their builtin options and OpData are not counted (tail too small)")
     for m, over in spills.items():
-        what = (f"arena ({runtime_planner}: {arena_bytes.get(runtime_planner, 0)} B) plus other tensors"
+        what = (f"arena ({runtime_planner}: {arena_bytes.get(runtime_planner, 0)} B)"
+                + (f" plus TFLM persistent tail ({persistent.total_bytes} B)" if persistent else "")
+                + " plus other tensors"
                 if m == arena_mem else "peak of live tensors")
         flags.append(f"spill: {m} needs {required[m]} B ({what}) but holds {capacity[m]} B; "
                      f"{over} B do not fit")
@@ -200,7 +217,7 @@ def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tfl
         target=target.name, peak_bytes=peak_bytes, peak_step=peak_step, peak_tensors=peak_tensors,
         peak_by_kind=peak_by_kind, arena_memory=arena_mem, arena_bytes=arena_bytes, plans=plans,
         required_bytes=required, capacity_bytes=capacity, spills=spills, timeline=timeline,
-        conventions=_conventions(target, buffers, arena_mem, alignment, runtime_planner),
+        conventions=_conventions(target, buffers, arena_mem, alignment, runtime_planner, persistent),
         flags=flags, buffers=buffers)
 
 
@@ -211,7 +228,7 @@ def _aligned_lifetime(b: Lifetime, alignment: int) -> Lifetime:
 
 
 def _conventions(target, buffers: Sequence[Lifetime], arena_mem: str, alignment: int,
-                 runtime_planner: str | None) -> dict[str, str]:
+                 runtime_planner: str | None, persistent: TflmPersistent | None = None) -> dict[str, str]:
     """One sentence per figure and per tensor kind saying what is counted, where, and how."""
     num = target.numerics
     total_by_kind: dict[str, int] = {}
@@ -227,7 +244,19 @@ def _conventions(target, buffers: Sequence[Lifetime], arena_mem: str, alignment:
                         f"'lower_bound' = max over op steps of live aligned bytes (no planner can do better); "
                         f"weights/biases are not in the arena"),
         "required_bytes": (f"{arena_mem!r}: arena of the runtime's planner ({runtime_planner}) plus the peak of "
-                           "other tensors placed there (e.g. weights copied to SRAM); other memories: peak_bytes"),
+                           "other tensors placed there (e.g. weights copied to SRAM)"
+                           + (" plus TFLM's persistent tail (arena_bytes['tflm_persistent'])" if persistent else "")
+                           + "; other memories: peak_bytes"),
+        "tflm_persistent": (
+            f"TFLite-Micro's persistent arena tail, {persistent.total_bytes} B for build {persistent.build!r}: "
+            "allocation-by-allocation replay of MicroInterpreter::AllocateTensors (runtime objects, "
+            "SubgraphAllocations, one TfLiteEvalTensor per flatbuffer tensor, one NodeAndRegistration per op, "
+            "builtin options, kernel OpData, per-channel multiplier/shift arrays of conv/depthwise, input/output "
+            "TfLiteTensors with quantization), with TFLM's alignment padding; struct sizes from "
+            "hwsim/runtimes/tflm.yaml (32-bit MCU build for tflm/cmsis-nn targets); by category: "
+            + ", ".join(f"{k} {v} B" for k, v in persistent.by_category.items())
+            if persistent else
+            f"not counted: runtime {num.runtime!r} is not TFLite-Micro, or the trace is not of a TFLite model"),
         "spills": "required_bytes minus capacity for every memory where it is positive",
         "sub_byte": (f"target packs sub-byte values densely (packing=true)" if num.packing else
                      f"target does not pack: a value narrower than {num.container_bits} bits costs a "

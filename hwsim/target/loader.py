@@ -435,6 +435,9 @@ def load_target(name_or_path: str | Path) -> Target:
     path = find_profile(name_or_path)
     if path is None:
         ref = str(name_or_path)
+        if Path(ref).is_file():
+            raise ProfileError(f"{ref}: is not a YAML device profile (.yaml/.yml); pass a profile name "
+                               "(see `hwsim targets list`) or the path of a profile .yaml")
         if _looks_like_path(ref):
             raise ProfileError(f"device profile file {ref!r} does not exist")
         raise ProfileError(

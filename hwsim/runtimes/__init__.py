@@ -1,0 +1,34 @@
+"""Runtime data files (struct sizes, alignment rules of inference runtimes), loaded from YAML.
+
+Why: sizes of a runtime's bookkeeping structs are properties of a build (pointer width, compile
+flags), not of hwsim; they live in `hwsim/runtimes/<runtime>.yaml` with a `source:` per number.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwsim.errors import HwsimError
+
+_DIR = Path(__file__).resolve().parent
+
+
+@lru_cache(maxsize=None)
+def load_runtime(name: str) -> dict[str, Any]:
+    """The parsed data file `hwsim/runtimes/<name>.yaml`."""
+    path = _DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise HwsimError(f"no runtime data file {path}; known: {sorted(p.stem for p in _DIR.glob('*.yaml'))}")
+    with path.open() as f:
+        return yaml.safe_load(f)
+
+
+def tflm_build(build: str) -> dict[str, Any]:
+    """One build section (e.g. 'host64', 'mcu32') of `tflm.yaml`."""
+    builds = load_runtime("tflm")["builds"]
+    if build not in builds:
+        raise HwsimError(f"hwsim/runtimes/tflm.yaml: unknown build {build!r}; choose from {sorted(builds)}")
+    return builds[build]

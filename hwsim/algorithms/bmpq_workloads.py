@@ -126,6 +126,13 @@ def _fit_note(fits: dict[str, bool]) -> str:
     return "inference does NOT fit " + ", ".join(no) + ("; fits " + ", ".join(yes) if yes else "")
 
 
+def _inference_line(costs: dict[str, dict]) -> str:
+    """'target latency/energy' per inference target, short enough for the terminal table."""
+    from hwsim.budgets import format_value
+    return "; ".join(f"{n} {format_value(c['latency_s'], 's')} {format_value(c['energy_j'], 'J')}"
+                     for n, c in costs.items() if "latency_s" in c)
+
+
 def inference_targets(spec: dict) -> list:
     """The `inference_targets:` of a workload, loaded (a bad name raises ProfileError → exit 2)."""
     from hwsim.target import load_target
@@ -297,10 +304,12 @@ def run(spec: dict, target, options: dict) -> WorkloadRun:
         metrics["flags"] = list(metrics.get("flags", [])) + flags
     if "inference_costs" in metrics:
         fits = {n: c.get("fits", False) for n, c in metrics["inference_costs"].items()}
-        metrics = {"inference_note": _fit_note(fits), **metrics}
+        metrics = {"inference_note": _fit_note(fits),
+                   "inference_summary": _inference_line(metrics["inference_costs"]), **metrics}
     artifacts = {}
     if options.get("out_dir"):
         artifacts = {k: Path(v) for k, v in plot_history(result, options["out_dir"]).items()}
+        metrics["plots"] = {k: str(v) for k, v in artifacts.items()}
     return WorkloadRun(f"bmpq-{model.name}", step, {"step": steps}, metrics,
                        {"trace": "one training step at the final widths (batch "
                                  f"{cfg.batch_size}); repeat = steps of the whole run"}, artifacts)

@@ -55,7 +55,8 @@ def opt_lora_step_trace(*, bits: int = 8, batch: int = 16, seq: int = 64, rank: 
 
     cfg = OPTConfig.opt_1_3b(batch=batch, seq=seq) if config == "opt-1.3b" else OPTConfig.tiny(batch=batch, seq=seq)
     lora = LoRAConfig(rank=rank, alpha=alpha, targets=tuple(targets), bits=bits, signed=False)
-    loras = [t for t in weight_infos(cfg, lora) if ".lora_" in t.name]
+    weights = weight_infos(cfg, lora)
+    loras = [t for t in weights if ".lora_" in t.name]
     d = sum(t.numel for t in loras)
     nb = int(math.ceil(math.log2(2 * k + 1)))
     depth = max(1, int(math.ceil(math.log2(2 * k + 1))))
@@ -63,7 +64,7 @@ def opt_lora_step_trace(*, bits: int = 8, batch: int = 16, seq: int = 64, rank: 
     tr = Trace()
     tr.meta.update({"model": cfg.name, "lora_params": d, "zoqo_bits": bits, "shapes_only": True})
     with tr.phase("perturb"):
-        for t in loras:
+        for t in weights:          # frozen base weights and the trainable adapters, once
             tr.alloc(t)
         for t in loras:
             n = t.numel
@@ -80,7 +81,7 @@ def opt_lora_step_trace(*, bits: int = 8, batch: int = 16, seq: int = 64, rank: 
                 tr.alloc(p)
                 tr.op("perturb_codes", f"perturb{tag}:{t.name}", [t, j], [p], {("elementwise", fmt): 2 * n},
                       layer=t.name)
-    fp = opt_forward(cfg, tr, "meta", lora=lora, phase="forward_plus", prefix="+")
+    fp = opt_forward(cfg, tr, "meta", lora=lora, phase="forward_plus", alloc_weights=False, prefix="+")
     fm = opt_forward(cfg, tr, "meta", lora=lora, phase="forward_minus", alloc_weights=False, prefix="-")
     with tr.phase("compare"):
         for tag, f in (("+", fp), ("-", fm)):

@@ -83,3 +83,18 @@ def test_fp_backprop_trace_counts_gradients():
     assert {"dw0", "dw1", "db0", "db1", "w0", "w1"} <= names
     d = 6 * 5 + 5 + 5 * 3 + 3
     assert peak_from_trace(tr).peak_bits >= 2 * d * 32     # weights + gradients in fp32 at least
+
+
+def test_lora_step_trace_allocates_each_tensor_once():
+    """Frozen weights and adapters are allocated once; both queries reuse them (no double alloc)."""
+    from hwsim.algorithms.lora import opt_lora_step_trace
+    from hwsim.trace import AllocEvent, FreeEvent
+
+    tr = opt_lora_step_trace(bits=8, config="tiny")
+    live: set[str] = set()
+    for e in tr.events:
+        if isinstance(e, AllocEvent):
+            assert e.tensor.name not in live, e.tensor.name
+            live.add(e.tensor.name)
+        elif isinstance(e, FreeEvent):
+            live.discard(e.tensor.name)

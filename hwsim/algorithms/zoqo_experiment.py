@@ -46,6 +46,7 @@ class ExperimentSpec:
     zoqo: dict = field(default_factory=dict)            # ZOQOConfig fields
     sign: dict = field(default_factory=lambda: {"lr": 1e-3, "mu": 1e-3})
     adam: dict = field(default_factory=lambda: {"lr": 1e-3, "mu": 1e-3})
+    baseline_range_mode: str | None = None              # grid of the quantized baselines (None: ZOQO's)
     trace_bits: int | None = None                       # bits of the traced ZOQO step (default: first)
     cache_dir: str | None = None
     max_train: int | None = None                        # subsample the training set (quick runs)
@@ -129,7 +130,7 @@ def _run(spec: ExperimentSpec, progress: bool) -> ExperimentResult:
                     runner = fp_done[opt]       # post-q reuses the FP run (quantized once at the end)
                 else:
                     cfg = ZOBaselineConfig(optimizer=opt, treatment=treat or "fp", bits=bits, seed=spec.seed,
-                                           range_mode=spec.zoqo.get("range_mode", "minmax"),
+                                           range_mode=spec.baseline_range_mode or spec.zoqo.get("range_mode", "minmax"),
                                            range_factor=spec.zoqo.get("range_factor", 2.0), **hp)
                     model = copy.deepcopy(base)
                     groups = {n: make_group(n, p.detach(), bits, cfg.range_mode, cfg.range_factor)

@@ -132,7 +132,9 @@ class Emulator:
                            "runtime": self.runtime, "batch": batch, "rounding": "double",
                            "fully_connected_rounding": ("float64" if self.runtime == "litert-ref"
                                                         else "double"),
-                           "saturations_scope": "batch", "backend": self.backend})
+                           "saturations_scope": "batch", "backend": self.backend,
+                           # TFLM allocates one TfLiteEvalTensor per flatbuffer tensor, used or not
+                           "tflite_tensor_count": len(self.graph.tensors)})
         return trace
 
     def _execute(self, inputs: list[np.ndarray] | None, batch: int, capture: bool

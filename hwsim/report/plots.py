@@ -14,7 +14,39 @@ MAX_LAYERS = 40
 #: top axis on each draw just to place the title, which costs more than drawing the plot.
 TITLE_Y = 1.0
 
-from hwsim.report.table import short_name  # noqa: E402
+from hwsim.report.table import layer_labels, short_name  # noqa: E402
+from hwsim.units import format_quantity  # noqa: E402
+
+#: Display units per dimension, largest first: (name, size of one unit in SI base units).
+AXIS_UNITS = {
+    "time": (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)),
+    "energy": (("MJ", 1e6), ("kJ", 1e3), ("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)),
+    "size": (("TiB", 2.0 ** 40), ("GiB", 2.0 ** 30), ("MiB", 2.0 ** 20), ("KiB", 2.0 ** 10), ("B", 1.0)),
+}
+#: Head room right of the longest bar (fraction of the axis) so no bar touches the frame.
+BAR_MARGIN = 0.06
+
+
+def axis_unit(max_abs: float, dim: str) -> tuple[str, float]:
+    """The unit an axis showing values up to `max_abs` (SI base units) should use.
+
+    Why: one fixed unit gives `4000 ms` or a `1e9` offset on a data-centre run and `0.0001`
+    on a microcontroller; the largest unit in which the maximum is still >= 1 keeps tick
+    labels between 1 and 1000 (1024 for sizes). Zero / NaN fall back to the base unit.
+    """
+    units = AXIS_UNITS[dim]
+    m = abs(float(max_abs)) if max_abs == max_abs else 0.0
+    if m == 0.0:
+        return next((u for u in units if u[1] == 1.0))
+    for name, scale in units:
+        if m >= scale:
+            return name, scale
+    return units[-1]
+
+
+def _plain_ticks(ax, axis: str) -> None:
+    """Tick labels as plain numbers: no `1e9` offset text, no scientific notation."""
+    ax.ticklabel_format(axis=axis, style="plain", useOffset=False)
 
 
 class _Figures:
@@ -159,17 +191,24 @@ def layer_breakdown(sim, path: Path) -> Path:
     height = max(2.5, 0.22 * len(g) + 1.2)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, height))
     y = range(len(g))
-    busy, over = g.busy.to_numpy() * 1e3, g.over.to_numpy() * 1e3
-    ce, me, se = g.ce.to_numpy() * 1e6, g.me.to_numpy() * 1e6, g.se.to_numpy() * 1e6
+    t_unit, t_scale = axis_unit((g.busy + g.over).max(), "time")
+    e_unit, e_scale = axis_unit((g.ce + g.me + g.se).max(), "energy")
+    busy, over = g.busy.to_numpy() / t_scale, g.over.to_numpy() / t_scale
+    ce, me, se = g.ce.to_numpy() / e_scale, g.me.to_numpy() / e_scale, g.se.to_numpy() / e_scale
+    labels = layer_labels(ops, 36)
     _hbars(a1, y, busy, 0.0, "#4C72B0", "max(compute, memory)")
     _hbars(a1, y, over, busy, "#DD8452", "overhead")
-    a1.set_xlabel("latency (ms)")
-    a1.set_yticks(list(y), [short_name(n, 32) for n in g.index], fontsize=7)
+    a1.set_xlabel(f"latency ({t_unit})")
+    a1.set_yticks(list(y), [labels.get(n, short_name(n, 32)) for n in g.index], fontsize=7)
     a1.legend(fontsize=7, loc="lower right")
     _hbars(a2, y, ce, 0.0, "#55A868", "compute")
     _hbars(a2, y, me, ce, "#C44E52", "memory")
     _hbars(a2, y, se, ce + me, "#8172B3", "static")
-    a2.set_xlabel("energy (uJ)")
+    a2.set_xlabel(f"energy ({e_unit})")
+    for ax, top in ((a1, (busy + over).max()), (a2, (ce + me + se).max())):
+        if top > 0:
+            ax.set_xlim(0.0, top * (1 + BAR_MARGIN))
+        _plain_ticks(ax, "x")
     a2.set_yticks([])
     a2.set_ylim(a1.get_ylim())
     a2.legend(fontsize=7, loc="lower right")
@@ -189,29 +228,56 @@ def memory_timeline(sim, path: Path) -> Path:
         return _empty(path, "no memory timeline")
     fig, ax = plt.subplots(figsize=(9, 4))
     x = range(len(tl))
+    drawn = []                                  # (name, column, capacity drawn?)
     for name in sim.target.memories:
         col = f"live_{name}"
         if col not in tl or not tl[col].any():
             continue
-        line, = ax.plot(x, tl[col] / 1024, label=f"{name} live", lw=1.5)
-        cap = sim.target.memories[name].capacity_bytes / 1024
-        if cap <= 4 * max(tl[col].max() / 1024, 1):
-            ax.axhline(cap, ls="--", lw=1, color=line.get_color(), label=f"{name} capacity")
+        cap = sim.target.memories[name].capacity_bytes
+        drawn.append((name, col, cap <= 4 * max(float(tl[col].max()), 1024.0)))
+    top = max([float(tl[c].max()) for _, c, _ in drawn]
+              + [float(sim.target.memories[n].capacity_bytes) for n, _, d in drawn if d] + [0.0])
+    unit, scale = axis_unit(top, "size")
+    peaks = []
+    for name, col, show_cap in drawn:
+        line, = ax.plot(x, tl[col] / scale, label=f"{name} live", lw=1.5)
+        if show_cap:
+            ax.axhline(sim.target.memories[name].capacity_bytes / scale, ls="--", lw=1,
+                       color=line.get_color(), label=f"{name} capacity")
         at = (getattr(mem, "peak_step", {}) or {}).get(name)
         if at is not None and at < len(tl):
-            ax.plot([at], [tl[col].iloc[at] / 1024], "o", color=line.get_color())
+            ax.plot([at], [tl[col].iloc[at] / scale], "o", color=line.get_color())
             tensors = (getattr(mem, "peak_tensors", {}) or {}).get(name, [])[:3]
-            label = "\n".join(f"{short_name(t[0], 36)} ({t[2]} B)" for t in tensors)
-            ax.annotate(f"peak {int(tl[col].iloc[at])} B\n{label}", (at, tl[col].iloc[at] / 1024),
-                        textcoords="offset points", xytext=(6, -6), fontsize=6, va="top")
+            label = "\n".join(f"{short_name(t[0], 36)} ({format_quantity(float(t[2]), 'size')})"
+                              for t in tensors)
+            text = f"peak {format_quantity(float(tl[col].iloc[at]), 'size')}\n{label}".rstrip()
+            peaks.append((at, tl[col].iloc[at] / scale, text))
+    _annotate_inside(ax, peaks, len(tl))
+    _plain_ticks(ax, "y")
     ax.set_xlabel("op index")
-    ax.set_ylabel("KiB")
+    ax.set_ylabel(unit)
     ax.legend(fontsize=7)
     ax.set_title(f"{sim.name} on {sim.target.name}: memory over time", fontsize=9, y=TITLE_Y)
     fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.92)
     fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path
+
+
+def _annotate_inside(ax, peaks: list[tuple[float, float, str]], n: int) -> None:
+    """Peak labels that stay inside the axes: text goes left of a point in the right half and
+    below a point in the upper half (so it neither leaves the frame nor meets the axis label),
+    and is clipped to the axes as a last resort."""
+    if not peaks:
+        return
+    lo, hi = ax.get_ylim()                     # final: every line is drawn
+    for at, yv, text in peaks:
+        right = at > (n - 1) / 2
+        upper = (yv - lo) > (hi - lo) / 2
+        ax.annotate(text, (at, yv), textcoords="offset points",
+                    xytext=(-6 if right else 6, -6 if upper else 6), fontsize=6,
+                    ha="right" if right else "left", va="top" if upper else "bottom",
+                    annotation_clip=True, clip_on=True)
 
 
 def _unit_peaks(unit, target) -> list[tuple[float, str]]:

@@ -1,6 +1,8 @@
 """A readable terminal table: summary, memory, top layers, flags and the PASS/FAIL compliance."""
 from __future__ import annotations
 
+import re
+
 from hwsim.budgets import format_value
 from hwsim.units import format_quantity
 
@@ -33,6 +35,73 @@ def short_name(name: str, width: int = 40) -> str:
     """TFLite tensor names join fused ops with ';' — show the last one, trimmed to `width`."""
     tail = str(name).split(";")[-1]
     return tail if len(tail) <= width else "..." + tail[-(width - 3):]
+
+
+#: Path components that name what TF did inside a layer, not which layer it is; dropped from the
+#: end of a TFLite tensor name (`model/depthwise_conv2d_3/BiasAdd/ReadVariableOp/resource1`).
+_GENERIC_PART = re.compile(
+    r"^(BiasAdd|ReadVariableOp|resource\d*|Conv2D\d*|depthwise\d*|MatMul\d*|Relu6?|Relu\d*|"
+    r"FusedBatchNormV3|BatchNorm\d*|Add\d*|Identity\d*|Squeeze|Reshape\d*|AvgPool|MaxPool|Mean)$")
+
+
+def distinctive_name(name: str) -> str:
+    """The part of a layer name that says which layer it is.
+
+    TFLite output tensor names join every fused op with ';' and end in TF's generic op
+    suffixes (13 depthwise layers of VWW all end in `BiasAdd/ReadVariableOp/resource1`), so the
+    last path component is not distinctive; the layer scope (`depthwise_conv2d_3`) is. ZOQO's
+    forward passes prefix layers with `+`/`-` (the θ+εz and θ−εz queries): shown as `l20 (θ−)`.
+    """
+    name = str(name)
+    if len(name) > 1 and name[0] in "+-" and name[1] not in "+-":
+        return f"{name[1:]} (θ{'+' if name[0] == '+' else '−'})"
+    if len(name) > 1 and name[-1] in "+-" and name[-2] not in "+-":
+        return f"{name[:-1]} (θ{'+' if name[-1] == '+' else '−'})"
+    parts = [p for p in name.split(";")[-1].split("/") if p]
+    if not parts:
+        return name
+    while len(parts) > 1 and _GENERIC_PART.match(parts[-1]):
+        parts.pop()
+    if len(parts) > 1:
+        parts = parts[1:]       # the model scope (`model`, `functional_1`) is the same everywhere
+    return "/".join(parts)
+
+
+def layer_labels(ops, width: int = 40) -> dict[str, str]:
+    """Layer name -> unique readable label `#<first op index> <op kind> <distinctive part>`.
+
+    The kind is omitted where the distinctive part already starts with it (`#3 depthwise_conv2d_1`).
+
+    Why: plots and tables need one short line per layer; the full name stays in ops.csv and
+    summary.json. The first op index makes labels unique by construction (two layers never
+    start at the same op) and lets the reader find the rows in ops.csv. A layer made of
+    several op kinds (a transformer block) shows its op count instead of one kind.
+    `width` bounds the label length (the distinctive part is trimmed from the left).
+    """
+    if ops is None or len(ops) == 0:
+        return {}
+    layers = ops["layer"].tolist()
+    kinds = ops["op"].tolist() if "op" in ops.columns else [""] * len(layers)
+    first: dict[str, int] = {}
+    kinds_of: dict[str, dict[str, None]] = {}
+    count: dict[str, int] = {}
+    for i, (layer, kind) in enumerate(zip(layers, kinds)):
+        first.setdefault(layer, i)
+        kinds_of.setdefault(layer, {})[str(kind)] = None
+        count[layer] = count.get(layer, 0) + 1
+    out = {}
+    for layer, i in first.items():
+        ks = list(kinds_of[layer])
+        part = distinctive_name(layer)
+        # the kind is left out where the name already starts with it (`depthwise_conv2d_3`)
+        named = len(ks) == 1 and ks[0] and not part.startswith(ks[0])
+        head = f"#{i} {ks[0]} " if named else f"#{i} "
+        tail = "" if len(ks) == 1 else f", {count[layer]} ops"
+        room = max(width - len(head) - len(tail), 8)
+        if len(part) > room:
+            part = "…" + part[-(room - 1):]
+        out[layer] = head + part + tail
+    return out
 
 
 def render_table(sim, *, top: int = 12) -> str:
@@ -77,7 +146,8 @@ def render_table(sim, *, top: int = 12) -> str:
         lines += ["", f"top {min(top, len(by_layer))} layers by latency"]
         units = ops.groupby("layer")["unit"].agg(lambda s: ",".join(dict.fromkeys(s)))
         bound = ops.groupby("layer")["bound"].agg(lambda s: ",".join(dict.fromkeys(s)))
-        rows = [[short_name(name), units.get(name, ""), bound.get(name, ""), _t(r.latency_s), f"{100 * r.latency_s / total:.1f}%",
+        labels = layer_labels(ops)
+        rows = [[labels.get(name, short_name(name)), units.get(name, ""), bound.get(name, ""), _t(r.latency_s), f"{100 * r.latency_s / total:.1f}%",
                  _e(r.energy_j), f"{int(r.macs)}"] for name, r in by_layer.iterrows()]
         lines += _grid(["layer", "unit", "bound", "latency", "share", "energy", "MACs"], rows, {3, 4, 5, 6})
     flags = list(cost.flags) + [{"kind": "memory", "message": f} for f in (getattr(mem, "flags", []) or [])]

@@ -100,3 +100,13 @@ def test_pair_ce_equals_float_ce_per_query():
         y = torch.randint(0, 10, (32,), generator=g)
         s = float(torch.rand(1, generator=g)) * 1e-3 + 1e-5
         assert pair_ce(logits, y, s) == [float_ce(logits[0], y, s), float_ce(logits[1], y, s)]
+
+
+def test_lut_pair_equals_lut_per_query():
+    from hwsim.algorithms.zoqo_loss import LutLoss
+    g = torch.Generator().manual_seed(1)
+    lut = LutLoss.build(0.002)
+    for _ in range(50):
+        logits = torch.randint(-32768, 32767, (2, 16, 10), generator=g) // int(torch.randint(1, 300, (1,), generator=g))
+        y = torch.randint(0, 10, (16,), generator=g)
+        assert lut.pair(logits, y) == [lut(logits[0], y), lut(logits[1], y)]

@@ -9,6 +9,8 @@ One step, per quantization group g (a layer tensor with its own R_min, R_max, s)
     update   c ← clamp(c − m_g·σ·sign(j), 0, 2^b−1),  m_g = max(⌊η/s_g⌋, 1)
 
 Every open choice ([A] in §1.12) is a `ZOQOConfig` field with the documented default.
+An untraced step of an MLP runs through `zoqo_fast.FastStep` (same integers, less per-step overhead);
+a traced step, and any model or setting it does not cover, takes the general path below.
 """
 from __future__ import annotations
 
@@ -146,7 +148,7 @@ class ZOQOTrainer:
 
     def step(self, xq: torch.Tensor, y: torch.Tensor, trace: Trace | None = None) -> dict:
         """One ZOQO update on a uint8 batch; emits the step's events into `trace` when given."""
-        if trace is None and self._fast is not None:
+        if trace is None and self._fast is not None and xq.dtype == torch.uint8 and xq.device.type == "cpu":
             return self._fast.step(xq, y)
         cfg, t = self.cfg, self.step_index
         if trace is not None:

@@ -148,7 +148,7 @@ class FastStep:
         hf = torch.from_numpy(x32).expand(2, *x32.shape)                      # both queries share the batch
         for (w_t, b16, m1, m2, m3, const, shift, lo, hi, relu), (t, bvec, rsm, hnext, rsn) in zip(
                 self.layers, per_layer):
-            acc = torch.bmm(hf, w_t).numpy()        # exact integers in float32 (bmm: 3x less overhead than broadcast matmul)
+            acc = torch.bmm(hf, w_t).numpy()   # exact integers in float32; bmm: ~3x less overhead than matmul
             np.copyto(t, acc, casting="unsafe")
             np.multiply(t, m1, out=t)
             if b16 is not None:
@@ -184,7 +184,7 @@ class FastStep:
         if tr.lut is None:
             lp, lm = pair_ce(logits, y, tr.net.logit_scale)
         else:
-            lp, lm = tr.lut(logits[0], y), tr.lut(logits[1], y)
+            lp, lm = tr.lut.pair(logits, y)
         sigma = 1 if lp > lm else (0 if (cfg.tie == "zero" and lp == lm) else -1)
         if sigma != 0:
             u = self.u

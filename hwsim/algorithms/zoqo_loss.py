@@ -94,6 +94,20 @@ class LutLoss:
         return int(ce.sum())
 
 
+    def pair(self, logits: torch.Tensor, y: torch.Tensor) -> list[int]:
+        """`self(logits[q], y)` for every query q of stacked logits [Q, N, C] in one pass (same integers)."""
+        z = logits.to(torch.int64)
+        zmax = z.max(dim=-1, keepdim=True).values
+        idx = ((zmax - z) >> self.shift).clamp_(max=self.exp_table.numel() - 1)
+        s = self.exp_table[idx].sum(dim=-1)                       # [Q, N], ≥ 2^16
+        p = _floor_log2(s)
+        f = ((s << 8) >> p) & 0xFF
+        lse = ((((p - 16) << self.frac) + self.log_table[f]) * self.c_ln2) >> self.frac
+        zy = z.gather(-1, y.view(1, -1, 1).expand(z.shape[0], -1, 1)).squeeze(-1)
+        ce = (zmax.squeeze(-1) - zy) * self.c_logit + lse
+        return ce.sum(dim=-1).tolist()
+
+
 def _floor_log2(s: torch.Tensor) -> torch.Tensor:
     """⌊log2 s⌋ for positive int64 by binary search on shifts (integer compares only)."""
     p = torch.zeros_like(s)

@@ -51,13 +51,55 @@ def bit_diffs(frame: pd.DataFrame, along: str) -> pd.DataFrame:
         # plain lists: iterrows() builds a Series per row and dominated the report time
         targets, models, budgets = group["target"].tolist(), group["model"].tolist(), group[along].tolist()
         bits, layers = group["bits"].tolist(), group["layers"].tolist()
+        # the fixed budgets of the other axes: without them rows of different groups look alike
+        fixed = {c: group[c].iloc[0] for c in others}
         for i in range(1, len(bits)):
             if bits[i] != bits[i - 1]:
                 changes = [f"{n}: {a}→{b}" for n, a, b in zip(layers[i], bits[i - 1], bits[i]) if a != b]
-                rows.append({"target": targets[i], "model": models[i],
+                rows.append({"target": targets[i], "model": models[i], **fixed,
                              f"{along}_from": budgets[i - 1], f"{along}_to": budgets[i],
                              "changed_layers": len(changes), "changes": "; ".join(changes)})
     return pd.DataFrame(rows)
+
+
+def format_budget(resource: str, value) -> str:
+    """A budget or total in user units, not a raw SI float: sizes as KiB/MiB/GiB (the largest
+    unit >= 1), latency in ms and energy in mJ (the units of the Pareto plots, so a table row
+    and a plot point read the same)."""
+    from hwsim.units import format_quantity
+
+    if value is None or value != value:          # None / NaN: an infeasible point has no total
+        return ""
+    if resource in ("weights", "activations"):
+        return format_quantity(float(value), "size")
+    if resource in _UNITS and resource != "compression":
+        unit, scale = _UNITS[resource]
+        return f"{float(value) / scale:.6g} {unit}"
+    if resource == "compression":
+        return f"{float(value):g}x"
+    return f"{float(value):g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _resource_of(column: str) -> str | None:
+    """`budget_weights_from` / `total_latency` -> the resource they are measured in."""
+    for prefix in ("budget_", "total_"):
+        if column.startswith(prefix):
+            rest = column[len(prefix):]
+            for suffix in ("_from", "_to"):
+                if rest.endswith(suffix):
+                    rest = rest[: -len(suffix)]
+            return rest
+    return None
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Copy of `frame` with every budget/total column formatted in user units (for report.md)."""
+    out = frame.copy()
+    for col in out.columns:
+        resource = _resource_of(col)
+        if resource is not None:
+            out[col] = [format_budget(resource, v) for v in out[col].tolist()]
+    return out
 
 
 def pareto_plots(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -112,11 +154,12 @@ def write_report(out_dir: Path, spec_name: str, wall_s: float | None = None) -> 
     lines += ["## Pareto-optimal points", ""]
     for col in [c for c in frame.columns if c.startswith("total_")]:
         front = pareto_front(frame, col)
-        lines += [f"### objective vs {col[len('total_'):]}", "", front[show].head(30).to_markdown(index=False)
-                  if _has_tabulate() else front[show].head(30).to_string(index=False), ""]
+        table = readable(front[show].head(30))
+        lines += [f"### objective vs {col[len('total_'):]}", "", table.to_markdown(index=False)
+                  if _has_tabulate() else table.to_string(index=False), ""]
     if not diffs.empty:
         lines += ["## Bit-width changes between neighbouring budgets", "",
-                  diffs.head(40).to_string(index=False), ""]
+                  readable(diffs.head(40)).to_string(index=False), ""]
     errors = frame[frame["status"] == "error"]
     if not errors.empty:
         lines += ["## Failed points", "", errors[["point_index", "error"]].head(20).to_string(index=False), ""]

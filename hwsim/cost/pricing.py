@@ -78,8 +78,15 @@ class Pricer:
             self._promote_cache[key] = self.target.compute[unit].promote(op_class, fmt)
         return self._promote_cache[key]
 
+    def _staged(self, unit: str, ev: OpEvent, cls: str, fmt: str) -> bool:
+        """Accumulator requantisation and its clamp (int32 elementwise/compare work of an op with
+        MACs) run in the unit's output stage, when it has one (Ethos-U: scale + clamp per output)."""
+        return (self.target.compute[unit].output_stage is not None and cls in ("elementwise", "compare")
+                and fmt == "int32" and any(n and c in ("mac", "dw_mac") for (c, _), n in ev.work.items()))
+
     def _can_run(self, unit: str, ev: OpEvent) -> bool:
-        return all(self._promote(unit, cls, fmt) is not None for (cls, fmt), n in ev.work.items() if n)
+        return all(self._staged(unit, ev, cls, fmt) or self._promote(unit, cls, fmt) is not None
+                   for (cls, fmt), n in ev.work.items() if n)
 
     def choose_unit(self, ev: OpEvent, op_flags: list[str]) -> str:
         """An accelerator that lists the op and has its formats, else the CPU (flagged fallback)."""
@@ -146,7 +153,7 @@ class Pricer:
         for (cls, fmt), n in ev.work.items():
             if not n:
                 continue
-            if stage is not None and has_macs and cls == "elementwise" and fmt == "int32":
+            if stage is not None and has_macs and self._staged(unit_name, ev, cls, fmt):
                 # requantisation of the accumulators: the unit's output stage, pipelined with the MACs
                 unit = t.compute[unit_name]
                 secs = n / (unit.count * stage.per_cycle * unit.clock_hz)

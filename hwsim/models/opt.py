@@ -427,7 +427,7 @@ class _Builder:
                 y = torch.clamp(y, min=0)
         if use_lora:
             work[("elementwise", "int32")] += 3 * rows * o
-        self.record("linear", name, reads, [out_info], work, sat, layer,
+        self.record("fully_connected", name, reads, [out_info], work, sat, layer,
                     in_features=n, out_features=o, lora=use_lora)
         return y, out_info
 
@@ -452,10 +452,10 @@ class _Builder:
             u, sat_b = narrow(int_matmul(t, _codes(bq).t()), cfg.acc, op=f"{name}.lora_B")
             sat_a += c1
         fa = lo.fmt
-        self.record("linear", f"{name}.lora_A", [xi, a_i], [ti],
+        self.record("fully_connected", f"{name}.lora_A", [xi, a_i], [ti],
                     {("mac", "int8"): rows * n * r, ("elementwise", "int32"): 2 * rows * r,
                      ("compare", "int32"): rows * r}, sat_a, layer, weight_fmt=fa)
-        self.record("matmul", f"{name}.lora_B", [ti, b_i], [ui],
+        self.record("fully_connected", f"{name}.lora_B", [ti, b_i], [ui],
                     {("mac", "int8"): rows * r * o}, sat_b, layer, weight_fmt=fa)
         return u, ui
 
@@ -521,13 +521,13 @@ class _Builder:
             ctx, sat3 = _rq(cacc, m2, sh2, INT8)
             sat3 += c2
             ctx = ctx.transpose(1, 2).reshape(b, s, d)
-        self.record("matmul", f"l{i}.attn.scores", [qi, ki], [logits_i],
+        self.record("batch_matmul", f"l{i}.attn.scores", [qi, ki], [logits_i],
                     {("mac", "int8"): nsc * dh, ("elementwise", "int32"): 2 * nsc,
                      ("compare", "int32"): nsc}, sat1, layer)
         self.record("softmax", f"l{i}.attn.softmax", [logits_i, lut], [probs_i],
                     {("compare", "int8"): nsc, ("lookup", "int8"): nsc,
                      ("elementwise", "int32"): 4 * nsc}, 0, layer, impl="exp-lut-256")
-        self.record("matmul", f"l{i}.attn.context", [probs_i, vi], [ctx_i],
+        self.record("batch_matmul", f"l{i}.attn.context", [probs_i, vi], [ctx_i],
                     {("mac", "int8"): nsc * dh, ("elementwise", "int32"): 2 * b * s * d,
                      ("compare", "int32"): b * s * d}, sat3, layer)
         return ctx, ctx_i
@@ -583,7 +583,7 @@ class _Builder:
         else:
             logits, lsat = narrow(int_matmul(a, _codes(self.w["embed_tokens"]).t()), cfg.acc,
                                   op="lm_head")
-        self.record("matmul", "lm_head", [ai, self.W("embed_tokens")], [logits_i],
+        self.record("fully_connected", "lm_head", [ai, self.W("embed_tokens")], [logits_i],
                     {("mac", "int8"): b * s * d * cfg.vocab}, lsat, "lm_head", tied=True)
         return logits, logits_i, tok_i
 

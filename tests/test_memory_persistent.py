@@ -9,15 +9,13 @@ exactly, and its greedy head plus the replayed tail must equal TFLM's total. A t
 """
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hwsim.emulator import Emulator
 from hwsim.memory import analyze
+from tflm_oracle import tflm_allocations
 from hwsim.memory.tflm_persistent import tflm_persistent
 from hwsim.runtimes import load_runtime
 from hwsim.target import load_target
@@ -25,18 +23,6 @@ from hwsim.target import load_target
 MODELS = ["ad01_int8", "pretrainedResnet_quant", "kws_ref_model", "vww_96_int8", "str_ww_ref_model"]
 DATA = Path(__file__).resolve().parent / "data" / "mlperf_tiny"
 
-_TFLM_SCRIPT = r"""
-import sys
-import numpy as np
-from tflite_micro.python.tflite_micro import runtime
-for path in sys.argv[1:]:
-    it = runtime.Interpreter.from_file(path, arena_size=1 << 21)
-    d = it.get_input_details(0)
-    it.set_input(np.zeros(d["shape"], dtype=d["dtype"]), 0)
-    it.invoke()
-    print("MODEL", path, file=sys.stderr, flush=True)
-    it.print_allocations()
-"""
 
 #: Published in the defect report (wheel output), as a guard that the oracle parse reads the right lines.
 KNOWN = {"kws_ref_model": (24_272, 16_000, 8_272), "pretrainedResnet_quant": (55_984, 49_152, 6_832)}
@@ -58,26 +44,7 @@ def traces():
     return out
 
 
-def _run_tflm(paths: list[str]) -> dict[str, dict[str, int]]:
-    """Per model file stem: 'total', 'head', 'tail' and each recorded category's used bytes (one
-    subprocess for all: the C++ allocator prints to the process's stderr)."""
-    out = subprocess.run([sys.executable, "-c", _TFLM_SCRIPT, *paths], capture_output=True, text=True,
-                         timeout=120, check=True).stderr
-    rec: dict[str, dict[str, int]] = {}
-    current = None
-    for line in out.splitlines():
-        if line.startswith("MODEL "):
-            current = Path(line.split(" ", 1)[1]).stem
-            rec[current] = {}
-            continue
-        m = re.search(r"Arena allocation (total|head|tail) (\d+) bytes", line)
-        if m and current:
-            rec[current][m.group(1)] = int(m.group(2))
-        m = re.search(r"'([^']+)' used (\d+) bytes", line)
-        if m and current:
-            rec[current][m.group(1)] = int(m.group(2))
-    assert sorted(rec) == sorted(Path(p).stem for p in paths), out
-    return rec
+_run_tflm = tflm_allocations
 
 
 def _truncate(src: Path, k: int, dst: Path) -> None:

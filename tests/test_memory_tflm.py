@@ -10,51 +10,26 @@ tensor plan alone.
 """
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hwsim.emulator import Emulator
+from tflm_oracle import tflm_allocations
 from hwsim.memory import analyze, arena_requests, check_plan
 from hwsim.target import load_target
 
 MODELS = ["ad01_int8", "pretrainedResnet_quant", "kws_ref_model", "vww_96_int8", "str_ww_ref_model"]
 DATA = Path(__file__).resolve().parent / "data" / "mlperf_tiny"
 
-_TFLM_SCRIPT = r"""
-import sys
-import numpy as np
-from tflite_micro.python.tflite_micro import runtime
-for path in sys.argv[1:]:
-    it = runtime.Interpreter.from_file(path, arena_size=1 << 21)
-    d = it.get_input_details(0)
-    it.set_input(np.zeros(d["shape"], dtype=d["dtype"]), 0)
-    it.invoke()
-    print("MODEL", path, file=sys.stderr, flush=True)
-    it.print_allocations()
-"""
 
 
 @pytest.fixture(scope="module")
 def tflm_heads() -> dict[str, int]:
     """Non-persistent arena bytes TFLM's planner reports, per model (one subprocess for all five:
     the C++ allocator prints to the process's stderr)."""
-    paths = [str(DATA / f"{m}.tflite") for m in MODELS]
-    out = subprocess.run([sys.executable, "-c", _TFLM_SCRIPT, *paths], capture_output=True, text=True,
-                         timeout=120, check=True).stderr
-    heads: dict[str, int] = {}
-    current = None
-    for line in out.splitlines():
-        if line.startswith("MODEL "):
-            current = Path(line.split(" ", 1)[1]).stem
-        m = re.search(r"Arena allocation head (\d+) bytes", line)
-        if m and current:
-            heads[current] = int(m.group(1))
-    assert sorted(heads) == sorted(MODELS), out
-    return heads
+    rec = tflm_allocations([str(DATA / f"{m}.tflite") for m in MODELS])
+    return {model: r["head"] for model, r in rec.items()}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ MAX_LAYERS = 40
 #: top axis on each draw just to place the title, which costs more than drawing the plot.
 TITLE_Y = 1.0
 
-from hwsim.report.table import layer_labels, short_name  # noqa: E402
+from hwsim.report.table import distinctive_name, layer_labels, short_name  # noqa: E402
 from hwsim.units import format_quantity  # noqa: E402
 
 #: Display units per dimension, largest first: (name, size of one unit in SI base units).
@@ -248,7 +248,7 @@ def memory_timeline(sim, path: Path) -> Path:
         if at is not None and at < len(tl):
             ax.plot([at], [tl[col].iloc[at] / scale], "o", color=line.get_color())
             tensors = (getattr(mem, "peak_tensors", {}) or {}).get(name, [])[:3]
-            label = "\n".join(f"{short_name(t[0], 36)} ({format_quantity(float(t[2]), 'size')})"
+            label = "\n".join(f"{_tensor_label(t[0])} ({format_quantity(float(t[2]), 'size')})"
                               for t in tensors)
             text = f"peak {format_quantity(float(tl[col].iloc[at]), 'size')}\n{label}".rstrip()
             peaks.append((at, tl[col].iloc[at] / scale, text))
@@ -264,6 +264,15 @@ def memory_timeline(sim, path: Path) -> Path:
     return path
 
 
+def _tensor_label(name: str, width: int = 36) -> str:
+    """A tensor for a peak annotation: fused TFLite names (';'-joined, ending in generic TF
+    suffixes) and ZOQO's +/- query tensors read like the layer labels; others are trimmed."""
+    name = str(name)
+    if ";" in name or (len(name) > 1 and name[0] in "+-"):
+        name = distinctive_name(name)
+    return short_name(name, width)
+
+
 def _annotate_inside(ax, peaks: list[tuple[float, float, str]], n: int) -> None:
     """Peak labels that stay inside the axes: text goes left of a point in the right half and
     below a point in the upper half (so it neither leaves the frame nor meets the axis label),
@@ -277,7 +286,8 @@ def _annotate_inside(ax, peaks: list[tuple[float, float, str]], n: int) -> None:
         ax.annotate(text, (at, yv), textcoords="offset points",
                     xytext=(-6 if right else 6, -6 if upper else 6), fontsize=6,
                     ha="right" if right else "left", va="top" if upper else "bottom",
-                    annotation_clip=True, clip_on=True)
+                    annotation_clip=True, clip_on=True,
+                    bbox={"boxstyle": "square,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75})
 
 
 def _unit_peaks(unit, target) -> list[tuple[float, str]]:

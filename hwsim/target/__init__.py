@@ -31,16 +31,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "FORMATS",
-    "PLACEMENT_ROLES",
-    "ComputeUnit",
-    "Memory",
-    "Numerics",
-    "OpCost",
-    "Placement",
-    "Power",
-    "RuntimeEfficiency",
-    "Target",
+    *_MODEL_NAMES,
     "TargetEntry",
     "check_profile",
     "find_profile",

@@ -12,7 +12,6 @@ import pytest
 
 matplotlib.use("Agg")
 
-from hwsim.report import plots  # noqa: E402
 from hwsim.report.plots import axis_unit, layer_breakdown, memory_timeline  # noqa: E402
 from hwsim.report.table import distinctive_name, layer_labels, render_table  # noqa: E402
 from hwsim.sweep.views import bit_diffs, format_budget, write_report  # noqa: E402

@@ -151,6 +151,7 @@ def render_table(sim, *, top: int = 12) -> str:
                  _e(r.energy_j), f"{int(r.macs)}"] for name, r in by_layer.iterrows()]
         lines += _grid(["layer", "unit", "bound", "latency", "share", "energy", "MACs"], rows, {3, 4, 5, 6})
     flags = list(cost.flags) + [{"kind": "memory", "message": f} for f in (getattr(mem, "flags", []) or [])]
+    flags += [{"kind": "workload", "message": str(f)} for f in ((sim.metrics or {}).get("flags") or [])]
     if flags:
         lines += ["", "flags"]
         lines += [f"  [{f['kind']}] {f['message']}" for f in flags[:20]]

@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 from hwsim.cost.analytic import cost_trace  # noqa: E402
 from hwsim.cost.calibrate import Measurement, leave_one_out, trace_for  # noqa: E402
 from hwsim.target import load_target  # noqa: E402
+from validation_md import write_block  # noqa: E402
 
 MODELS = ["ad01_int8", "pretrainedResnet_quant", "kws_ref_model", "vww_96_int8", "str_ww_ref_model"]
 MODEL_DIR = REPO / "tests" / "data" / "mlperf_tiny"
@@ -121,13 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"uncalibrated median {statistics.median(a):.3f} worst {max(a):.3f}; calibrated-on-vela LOO median "
           f"{statistics.median(ca):.3f} worst {max(ca):.3f}")
     if not args.no_write:
-        block = "\n".join(lines)
-        text = VALIDATION.read_text(encoding="utf-8") if VALIDATION.exists() else "# Validation\n\n"
-        if BEGIN in text and END in text:
-            text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        VALIDATION.write_text(text, encoding="utf-8")
+        write_block(VALIDATION, BEGIN, END, "\n".join(lines))
     return 0
 
 

@@ -31,6 +31,7 @@ from hwsim.cost.calibrate import (  # noqa: E402
     trace_for,
 )
 from hwsim.target import load_target  # noqa: E402
+from validation_md import write_block  # noqa: E402
 
 CSV = Path("/work/shared/calibration/mlperf_tiny_calibration.csv")
 MODELS = {"ad": "ad01_int8", "ic": "pretrainedResnet_quant", "kws": "kws_ref_model", "vww": "vww_96_int8"}
@@ -177,12 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     block = "\n".join(lines)
     print(f"median |error| {med:.1%}, worst {worst:.1%}, within ±25 %: {within:.0%}")
     if not args.no_write:
-        text = VALIDATION.read_text(encoding="utf-8") if VALIDATION.exists() else "# Validation\n\n"
-        if BEGIN in text and END in text:
-            text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        VALIDATION.write_text(text, encoding="utf-8")
+        write_block(VALIDATION, BEGIN, END, block)
         print(f"wrote {len(written)} profiles to {OUT_DIR} and {VALIDATION}")
     return 0
 

@@ -7,14 +7,31 @@ on the same 512 inputs. The outputs of both are compared (they must be identical
 timed `--repeats` times, interleaved, and the best wall time and the best CPU time (user+sys of
 the child, less sensitive to other load on a shared machine) are kept.
 
-Run: python benchmarks/bench_e2e_inference.py [--n 512] [--repeats 3] [--models kws,vww]
+Which `hwsim`: the console script that belongs to the running interpreter
+(`Path(sys.executable).parent / "hwsim"`, what a venv user runs), else `python -m hwsim`; never
+`shutil.which("hwsim")`, which may be a pyenv bash shim that adds its own start-up.
+
+Bytecode: the children inherit this environment. Where it sets `PYTHONDONTWRITEBYTECODE=1` (as
+this sandbox does) and hwsim is an editable install, every hwsim process recompiles its modules
+from source (~20 ms), while numpy and LiteRT load the .pyc files written at install time.
+`--bytecode-cache` times both children as a default Python runs them instead: bytecode caching
+on, into a temporary `PYTHONPYCACHEPREFIX` (the repository is not written). Either way each side
+gets one untimed warm-up run first.
+
+BLAS threads: `hwsim emulate` sets OPENBLAS_NUM_THREADS=1 (unless already set) before importing
+numpy, so it never starts OpenBLAS's thread pool; the LiteRT script runs as written, and its
+`import numpy` does start it (tens of ms on the 2-core dev machine). To give both sides one
+thread, run with `OPENBLAS_NUM_THREADS=1` in the environment (ad01 is then at parity, ~1.0).
+
+Run: python benchmarks/bench_e2e_inference.py [--n 512] [--repeats 5] [--models kws,vww]
+     [--bytecode-cache]
 Prints one line per model with both times and the ratios hwsim / LiteRT (target ≤ 1.0).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,11 +62,17 @@ np.save(yout, np.stack(ys))
 """
 
 
-def _timed(cmd: list[str]) -> tuple[float, float]:
+def hwsim_command() -> list[str]:
+    """The `hwsim` console script of this interpreter, else `python -m hwsim`."""
+    script = Path(sys.executable).parent / "hwsim"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "hwsim"]
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds user+sys) of one child process."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
@@ -60,12 +83,25 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=512, help="stacked inputs per model")
     ap.add_argument("--repeats", type=int, default=5, help="timings per side (best is kept)")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
+    ap.add_argument("--bytecode-cache", action="store_true",
+                    help="run both children with bytecode caching on (a temporary "
+                         "PYTHONPYCACHEPREFIX), as a default Python does, even where this "
+                         "environment sets PYTHONDONTWRITEBYTECODE")
     args = ap.parse_args()
-    hwsim_cmd = [shutil.which("hwsim")] if shutil.which("hwsim") else [sys.executable, "-m", "hwsim"]
+    hwsim_cmd = hwsim_command()
     rng = np.random.default_rng(0)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
+        env = dict(os.environ)
+        if args.bytecode_cache:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(tmpd / "pycache")
+        cache = ("on (temporary PYTHONPYCACHEPREFIX)" if args.bytecode_cache else
+                 "off (PYTHONDONTWRITEBYTECODE set)" if env.get("PYTHONDONTWRITEBYTECODE") else
+                 "as the environment has it")
+        print(f"hwsim: {' '.join(hwsim_cmd)};  bytecode cache: {cache};  best of {args.repeats}",
+              flush=True)
         script = tmpd / "litert_run.py"
         script.write_text(LITERT_SCRIPT)
         for short in args.models.split(","):
@@ -76,14 +112,16 @@ def main() -> None:
             spec = g.tensors[g.inputs[0]]
             x = rng.integers(-128, 128, (args.n,) + spec.shape).astype(np.int8)
             np.save(tmpd / "x.npy", x)
+            ours_cmd = hwsim_cmd + ["emulate", str(model), "--inputs", str(tmpd / "x.npy"),
+                                    "--out", str(tmpd / "y_hwsim.npy"), "--runtime", "litert-ref"]
+            ref_cmd = [sys.executable, str(script), str(model), str(tmpd / "x.npy"),
+                       str(tmpd / "y_litert.npy")]
+            _timed(ours_cmd, env)  # untimed warm-up: file cache, bytecode cache
+            _timed(ref_cmd, env)
             ours, ref = [], []
             for _ in range(args.repeats):  # interleaved, so both sides see the same machine load
-                ours.append(_timed(hwsim_cmd + ["emulate", str(model), "--inputs",
-                                                str(tmpd / "x.npy"), "--out",
-                                                str(tmpd / "y_hwsim.npy"), "--runtime",
-                                                "litert-ref"]))
-                ref.append(_timed([sys.executable, str(script), str(model), str(tmpd / "x.npy"),
-                                   str(tmpd / "y_litert.npy")]))
+                ours.append(_timed(ours_cmd, env))
+                ref.append(_timed(ref_cmd, env))
             same = np.array_equal(np.load(tmpd / "y_hwsim.npy"), np.load(tmpd / "y_litert.npy"))
             w_ours, w_ref = min(t[0] for t in ours), min(t[0] for t in ref)
             c_ours, c_ref = min(t[1] for t in ours), min(t[1] for t in ref)

@@ -1,7 +1,8 @@
 """CLI start-up: wall and CPU time of short `hwsim` commands, each a fresh process.
 
 Figure: median wall time (and median CPU time of the child, user + sys) of `hwsim --help`,
-`hwsim targets list` and `hwsim targets show stm32h743`. Baseline measured in the same run,
+`hwsim emulate --help` (the argparse command that never imports typer), `hwsim targets list`
+and `hwsim targets show stm32h743`. Baseline measured in the same run,
 interleaved with the commands so machine load hits all alike: `python -c pass` (interpreter
 start-up alone). The ratio says how many interpreter start-ups a command costs.
 
@@ -28,6 +29,7 @@ HWSIM = [sys.executable, "-m", "hwsim"]
 COMMANDS: dict[str, list[str]] = {
     "python -c pass (baseline)": [sys.executable, "-c", "pass"],
     "hwsim --help": HWSIM + ["--help"],
+    "hwsim emulate --help": HWSIM + ["emulate", "--help"],
     "hwsim targets list": HWSIM + ["targets", "list"],
     "hwsim targets show stm32h743": HWSIM + ["targets", "show", "stm32h743"],
 }

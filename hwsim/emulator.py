@@ -10,6 +10,7 @@ Usage::
     em = Emulator.from_tflite("model.tflite", runtime="tflm")
     outputs, trace = em.run(x_batch)          # x_batch: (N, *input_shape), model input dtype
     trace = em.trace_only()                   # one inference, shapes only
+    outputs = em.compute(x_batch)             # outputs only, no trace (what `hwsim emulate` runs)
 
 Trace conventions: one OpEvent per op (`op` snake_case such as `conv2d`, `layer` = the op's
 output tensor name), `work` counts ONE inference (per-sample; `trace.meta["batch"]` says how many
@@ -21,14 +22,17 @@ are never freed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from hwsim.errors import HwsimError, ModelError
-from hwsim.fixedpoint.kernels import BACKENDS, KERNELS, RUNTIMES, Kernel
+from hwsim.fixedpoint.kernels import BACKENDS, KERNELS, RUNTIMES
 from hwsim.models.tflite_import import TFLiteGraph, load_tflite
-from hwsim.trace import TensorInfo, Trace
+
+if TYPE_CHECKING:  # hwsim.trace is imported when a trace is built (`compute` needs none)
+    from hwsim.fixedpoint.kernels.base import Kernel
+    from hwsim.trace import TensorInfo, Trace
 
 
 class Emulator:
@@ -76,10 +80,7 @@ class Emulator:
         for idx in g.outputs:
             kinds[idx] = "output"
         self.kinds = kinds
-        self.infos: dict[int, TensorInfo] = {}
-        for t in g.tensors:
-            self.infos[t.index] = TensorInfo(t.name, tuple(t.shape), t.bits,
-                                             kinds.get(t.index, "activation"), t.fmt)
+        self._infos: dict[int, TensorInfo] | None = None
         last_use: dict[int, int] = {}
         for i, op in enumerate(g.ops):
             for idx in op.inputs:
@@ -96,6 +97,17 @@ class Emulator:
                     self.frees[i].append(idx)
         self.constants = [t.index for t in g.tensors if t.data is not None
                           and any(t.index in op.inputs for op in g.ops)]
+
+    @property
+    def infos(self) -> dict[int, TensorInfo]:
+        """TensorInfo of every tensor (what the trace events carry), built on first use."""
+        if self._infos is None:
+            from hwsim.trace import TensorInfo
+
+            self._infos = {t.index: TensorInfo(t.name, tuple(t.shape), t.bits,
+                                               self.kinds.get(t.index, "activation"), t.fmt)
+                           for t in self.graph.tensors}
+        return self._infos
 
     # ---- inputs ------------------------------------------------------------------------------
     def _check_inputs(self, x: Any) -> list[np.ndarray]:
@@ -127,6 +139,8 @@ class Emulator:
 
     # ---- running -----------------------------------------------------------------------------
     def _new_trace(self, batch: int) -> Trace:
+        from hwsim.trace import Trace
+
         trace = Trace()
         trace.meta.update({"model": self.graph.name, "model_path": self.graph.path,
                            "runtime": self.runtime, "batch": batch, "rounding": "double",
@@ -137,25 +151,31 @@ class Emulator:
                            "tflite_tensor_count": len(self.graph.tensors)})
         return trace
 
-    def _execute(self, inputs: list[np.ndarray] | None, batch: int, capture: bool
-                 ) -> tuple[list[np.ndarray] | None, Trace]:
+    def _execute(self, inputs: list[np.ndarray] | None, trace: Trace | None, capture: bool
+                 ) -> list[np.ndarray] | None:
+        """Run the ops in order. `inputs=None`: shapes only (nothing computed); `trace=None`:
+        no events (the same arithmetic, without the bookkeeping)."""
         g = self.graph
-        trace = self._new_trace(batch)
         values: dict[int, np.ndarray] = {}
-        for k, idx in enumerate(g.inputs):
-            trace.alloc(self.infos[idx])
-            if inputs is not None:
+        infos = self.infos if trace is not None else None
+        if trace is not None:
+            for idx in g.inputs:
+                trace.alloc(infos[idx])
+            for idx in self.constants:
+                trace.alloc(infos[idx])
+        if inputs is not None:
+            for k, idx in enumerate(g.inputs):
                 values[idx] = inputs[k]
-        for idx in self.constants:
-            trace.alloc(self.infos[idx])
         self.intermediates = {}
         if capture and inputs is not None:
             for idx in g.inputs:
                 self.intermediates[g.tensors[idx].name] = values[idx]
+        outputs = set(g.outputs)
         for i, kernel in enumerate(self.kernels):
             op = kernel.op
-            for idx in op.outputs:
-                trace.alloc(self.infos[idx])
+            if trace is not None:
+                for idx in op.outputs:
+                    trace.alloc(infos[idx])
             sat = 0
             if inputs is not None:
                 args = []
@@ -171,19 +191,21 @@ class Emulator:
                     values[idx] = arr
                     if capture:
                         self.intermediates[g.tensors[idx].name] = arr
-            out_name = g.tensors[op.outputs[0]].name if op.outputs else f"op{i}"
-            trace.op(kernel.event_op, out_name,
-                     reads=[self.infos[idx] for idx in op.inputs if idx >= 0],
-                     writes=[self.infos[idx] for idx in op.outputs],
-                     work=kernel.work(), saturations=sat, layer=out_name,
-                     tflite_op=op.opcode, op_index=i)
+            if trace is not None:
+                out_name = g.tensors[op.outputs[0]].name if op.outputs else f"op{i}"
+                trace.op(kernel.event_op, out_name,
+                         reads=[infos[idx] for idx in op.inputs if idx >= 0],
+                         writes=[infos[idx] for idx in op.outputs],
+                         work=kernel.work(), saturations=sat, layer=out_name,
+                         tflite_op=op.opcode, op_index=i)
             for idx in self.frees[i]:
-                trace.free(self.infos[idx])
-                if not capture and idx not in g.outputs:
+                if trace is not None:
+                    trace.free(infos[idx])
+                if not capture and idx not in outputs:
                     values.pop(idx, None)
         if inputs is None:
-            return None, trace
-        return [values[idx] for idx in g.outputs], trace
+            return None
+        return [values[idx] for idx in g.outputs]
 
     def run(self, x_batch: Any, capture_intermediates: bool = False, payload: bool = True
             ) -> tuple[list[np.ndarray], Trace]:
@@ -194,16 +216,26 @@ class Emulator:
         mode): the outputs list is empty and the trace is the same as a computing run's, with
         zero saturations."""
         inputs = self._check_inputs(x_batch)
+        trace = self._new_trace(inputs[0].shape[0])
         if not payload:
-            trace = self._execute(None, inputs[0].shape[0], False)[1]
+            self._execute(None, trace, False)
             return [], trace
-        outputs, trace = self._execute(inputs, inputs[0].shape[0], capture_intermediates)
+        outputs = self._execute(inputs, trace, capture_intermediates)
         assert outputs is not None
         return outputs, trace
 
+    def compute(self, x_batch: Any, capture_intermediates: bool = False) -> list[np.ndarray]:
+        """The outputs of `run` (bit for bit the same arithmetic) without building a trace:
+        for callers that only want the numbers, such as `hwsim emulate`."""
+        outputs = self._execute(self._check_inputs(x_batch), None, capture_intermediates)
+        assert outputs is not None
+        return outputs
+
     def trace_only(self) -> Trace:
         """Events of one inference without computing anything (shapes-only mode)."""
-        return self._execute(None, 1, False)[1]
+        trace = self._new_trace(1)
+        self._execute(None, trace, False)
+        return trace
 
     # ---- conveniences ------------------------------------------------------------------------
     @property

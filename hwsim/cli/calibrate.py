@@ -18,7 +18,14 @@ def register(app: typer.Typer) -> None:
         params: str = typer.Option("mac,dw_mac", "--params",
                                    help="Comma-separated parameters to fit: op classes (mac, dw_mac, mac+dw_mac tied, "
                                         "elementwise, compare, lookup), memory:<level> (bandwidth efficiency of a "
-                                        "memory level, e.g. memory:flash), per_op, per_inference."),
+                                        "memory level, e.g. memory:flash), per_op, per_inference, per_output (time "
+                                        "per output element of a MAC op on a CPU)."),
+        kernel_model: bool | None = typer.Option(
+            None, "--kernel-model/--no-kernel-model",
+            help="Price MAC work with the CPU kernel table's instruction counts (compute.cpu.kernels: fully "
+                 "connected, im2col convolution, 1x1, depthwise, scalar leftovers) and store "
+                 "runtime_efficiency.kernel_model in the profile. Default: on when the target's CPU has a "
+                 "kernel table (the shipped MCU profiles), otherwise off."),
         name: str = typer.Option("", "--name", help="Name of the new profile (default: the output file's stem)."),
         fitted_on: str = typer.Option("", "--fitted-on", help="Text stored as runtime_efficiency.fitted_on "
                                                               "(default: the measurements file and its models)."),
@@ -37,13 +44,15 @@ def register(app: typer.Typer) -> None:
         if out.suffix.lower() not in (".yaml", ".yml"):
             raise HwsimError(f"--out {out}: a device profile is a YAML file; use a name ending in .yaml")
         base = load_target(target)
+        if kernel_model is None:
+            kernel_model = any(u.kernels is not None for u in base.compute.values() if u.kind == "cpu")
         meas = read_measurements(measurements)
         plist = tuple(p.strip() for p in params.split(",") if p.strip())
         if len(plist) > len(meas):
             raise HwsimError(f"--params asks for {len(plist)} parameters but {measurements} has only "
                              f"{len(meas)} distinct models; fit at most as many parameters as measured "
                              "models (add models or drop parameters)")
-        fit_, _ = calibrate(base, meas, plist)
+        fit_, _ = calibrate(base, meas, plist, kernel_model=kernel_model)
         new_name = name or out.stem
         base_path = find_profile(target)
         if base_path is not None and Path(target).suffix in (".yaml", ".yml"):
@@ -70,6 +79,9 @@ def register(app: typer.Typer) -> None:
                    + "".join(f"; memory {lv}={v:.4f}" for lv, v in fit_.memory_efficiency.items())
                    + f"; per_op_overhead={fit_.per_op_overhead_s * 1e6:.3g} us"
                    + f"; per_inference_overhead={fit_.per_inference_overhead_s * 1e6:.3g} us"
+                   + (f"; per_output_overhead={fit_.per_output_overhead_s * 1e9:.3g} ns"
+                      if "per_output" in fit_.params else "")
+                   + ("; CPU kernel model on" if fit_.kernel_model else "")
                    + (f"; static power={fit_.static_W * 1e3:.4g} mW" if fit_.static_W is not None else ""))
         for label, err in fit_.train_rel_error.items():
             typer.echo(f"  {label}: training error {err:+.1%}")

@@ -10,13 +10,15 @@ is kept untouched.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from hwsim.errors import ModelError
 from hwsim.fixedpoint.gemmlowp import round_half_away
-from hwsim.models.tflite_import import OpSpec, TensorSpec, TFLiteGraph
+
+if TYPE_CHECKING:
+    from hwsim.models.tflite_import import OpSpec, TensorSpec, TFLiteGraph
 
 RUNTIMES = ("tflm", "litert-ref", "cmsis-nn")
 #: "numpy": torch-free exact kernels (fast start-up); "intops": hwsim.fixedpoint.intops (torch)

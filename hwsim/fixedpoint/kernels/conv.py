@@ -63,8 +63,10 @@ class _ConvBase(Kernel):
         self.pads = (pl, pr, pt, pb)
         self.out_hw = (oh, ow)
         self.multiplier = w.shape[3] // x.shape[3] if self.depthwise else 1
-        self.w_np = wq.astype(np.int8) if np.abs(wq).max(initial=0) <= 127 else wq
         self.mw = int(np.abs(wq).max(initial=0))
+        self.w_np = wq.astype(np.int8) if self.mw <= 127 else wq
+        # the GEMM operand, converted once: float32 holds every |w| ≤ 2^24 exactly
+        self.w_mm = self.w_np.astype(np.float32) if self.mw <= 2 ** 24 else self.w_np
         if self.backend == "intops":
             torch = _torch()
             self.w_t = torch.from_numpy(np.ascontiguousarray(w_oihw.astype(self.w_np.dtype)))
@@ -101,7 +103,7 @@ class _ConvBase(Kernel):
                                          self.dilation, self.multiplier, self.mw)
         if self.groups != 1:
             raise self.fail("grouped convolution needs backend='intops'")
-        return npconv.conv2d_nhwc(xp, self.w_np, self.out_hw, self.stride, self.dilation, self.mw)
+        return npconv.conv2d_nhwc(xp, self.w_mm, self.out_hw, self.stride, self.dilation, self.mw)
 
     def run(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
         from hwsim.fixedpoint.kernels.npconv import slice_step
@@ -163,9 +165,10 @@ class FullyConnected(Kernel):
         wq = w.data.astype(np.int32) - (w.zp if not w.per_channel else 0)
         self.k = w.shape[-1]
         self.units = w.shape[0]
-        self.w_np = np.ascontiguousarray(wq.T.astype(np.int8 if np.abs(wq).max(initial=0) <= 127
-                                                    else np.int32))
         self.mw = int(np.abs(wq).max(initial=0))
+        self.w_np = np.ascontiguousarray(wq.T.astype(np.int8 if self.mw <= 127 else np.int32))
+        # the GEMM operand, converted once: float32 holds every |w| ≤ 2^24 exactly
+        self.w_mm = self.w_np.astype(np.float32) if self.mw <= 2 ** 24 else self.w_np
         if self.backend == "intops":
             self.w_t = _torch().from_numpy(self.w_np)
         self.zin = x.zp
@@ -188,7 +191,7 @@ class FullyConnected(Kernel):
         else:
             from hwsim.fixedpoint.kernels.npconv import exact_matmul
 
-            acc = exact_matmul(rows, self.w_np, None, self.mw)
+            acc = exact_matmul(rows, self.w_mm, None, self.mw)
         yq, sat = self.requant.epilogue(acc, self.offset.reshape(-1), y_spec.zp, *self.act,
                                         y_spec.dtype)
         return [yq.reshape((n,) + y_spec.shape)], sat

@@ -37,7 +37,8 @@ def _absmax(a: np.ndarray) -> int:
 def exact_matmul(a: np.ndarray, b: np.ndarray, ma: int | None = None, mb: int | None = None
                  ) -> np.ndarray:
     """Exact `a @ b` for integer-valued 2-D operands via chunked float GEMMs; integer values
-    returned as float32 (one exact GEMM) or int64 (chunked)."""
+    returned as float32 (one exact GEMM) or int64 (chunked). `b` may already be float32 holding
+    the integers (a prepared weight matrix: not converted again on every call)."""
     ma = _absmax(a) if ma is None else ma
     mb = _absmax(b) if mb is None else mb
     k = a.shape[-1]
@@ -49,10 +50,11 @@ def exact_matmul(a: np.ndarray, b: np.ndarray, ma: int | None = None, mb: int | 
         chunk = max(1, _F32_EXACT // per)
         dtype = np.float32
     if chunk >= k:  # one exact float GEMM; the caller's epilogue converts block by block
-        return a.astype(dtype) @ b.astype(dtype)
+        return a.astype(dtype, copy=False) @ b.astype(dtype, copy=False)
     acc = None
     for k0 in range(0, k, chunk):
-        part = (a[:, k0:k0 + chunk].astype(dtype) @ b[k0:k0 + chunk].astype(dtype)).astype(np.int64)
+        part = (a[:, k0:k0 + chunk].astype(dtype, copy=False)
+                @ b[k0:k0 + chunk].astype(dtype, copy=False)).astype(np.int64)
         acc = part if acc is None else acc + part
     return acc
 

@@ -19,6 +19,27 @@ _SCALED_DIFF_INTEGER_BITS = 5
 _ACCUMULATION_INTEGER_BITS = 12
 
 
+def softmax_rows(rows: np.ndarray, mult: int, left: int, diff_min: int, out_bits: int, qmin: int,
+                 qmax: int) -> tuple[np.ndarray, int]:
+    """The gemmlowp integer softmax of int64 rows (last axis): (output codes, saturation count).
+
+    Why a function: the TFLite SOFTMAX kernel and the integer transformer's attention
+    (`hwsim.fixedpoint.transformer_ops`) must run the one algorithm, not two copies of it.
+    """
+    diff = rows - rows.max(axis=1, keepdims=True)
+    valid = diff >= diff_min
+    scaled = multiply_by_quantized_multiplier_greater_than_one(diff, mult, left)
+    e = exp_on_negative_values(scaled, _SCALED_DIFF_INTEGER_BITS)
+    # Rescale<12> of the Q0.31 exp into the Q12.19 accumulator
+    acc = np.where(valid, rounding_divide_by_pot(e, _ACCUMULATION_INTEGER_BITS), 0)
+    total = acc.sum(axis=1, keepdims=True)
+    recip, bits_over_unit = get_reciprocal(total, _ACCUMULATION_INTEGER_BITS)
+    unsat = rounding_divide_by_pot(srdhm(recip, e), bits_over_unit + 31 - out_bits)
+    yq = unsat + qmin
+    sat = int(np.count_nonzero(valid & (yq > qmax)))
+    return np.where(valid, np.clip(yq, qmin, qmax), qmin), sat
+
+
 class Softmax(Kernel):
     """SOFTMAX over the last axis."""
 
@@ -39,18 +60,7 @@ class Softmax(Kernel):
         x = inputs[0]
         y_spec = self.out()
         rows = x.reshape(-1, self.depth).astype(np.int64)
-        diff = rows - rows.max(axis=1, keepdims=True)
-        valid = diff >= self.diff_min
-        scaled = multiply_by_quantized_multiplier_greater_than_one(diff, self.mult, self.left)
-        e = exp_on_negative_values(scaled, _SCALED_DIFF_INTEGER_BITS)
-        # Rescale<12> of the Q0.31 exp into the Q12.19 accumulator
-        acc = np.where(valid, rounding_divide_by_pot(e, _ACCUMULATION_INTEGER_BITS), 0)
-        total = acc.sum(axis=1, keepdims=True)
-        recip, bits_over_unit = get_reciprocal(total, _ACCUMULATION_INTEGER_BITS)
-        unsat = rounding_divide_by_pot(srdhm(recip, e), bits_over_unit + 31 - self.out_bits)
-        yq = unsat + self.qmin
-        sat = int(np.count_nonzero(valid & (yq > self.qmax)))
-        yq = np.where(valid, np.clip(yq, self.qmin, self.qmax), self.qmin)
+        yq, sat = softmax_rows(rows, self.mult, self.left, self.diff_min, self.out_bits, self.qmin, self.qmax)
         return [yq.astype(y_spec.dtype).reshape(x.shape[:1] + y_spec.shape)], sat
 
     def work(self) -> dict[tuple[str, str], int]:

@@ -30,9 +30,10 @@ def traces():
     return {DATA / f"{m}.tflite": Emulator.from_tflite(DATA / f"{m}.tflite").trace_only() for m in MODELS.values()}
 
 
-def _truth_target(base, compute, per_inf=0.0):
+def _truth_target(base, compute, per_inf=0.0, kernel_model=False, per_out=0.0):
     t = base.model_copy(deep=True)
-    t.runtime_efficiency = RuntimeEfficiency(compute=compute, per_inference_overhead_s=per_inf)
+    t.runtime_efficiency = RuntimeEfficiency(compute=compute, per_inference_overhead_s=per_inf,
+                                             kernel_model=kernel_model, per_output_overhead_s=per_out)
     return t
 
 
@@ -75,21 +76,36 @@ def _run_cli(args: list[str]) -> int:
 
 
 def test_cli_writes_a_loadable_extending_profile(tmp_path, traces):
+    """Default on a profile with a CPU kernel table: the kernel model is fitted and stored."""
     base = load_target("stm32l4r5")
-    truth = _truth_target(base, {"mac": 0.2, "dw_mac": 0.05})
+    truth = _truth_target(base, {"mac": 0.2, "dw_mac": 0.05}, kernel_model=True)
     rows = [{"model": str(p), "latency_ms": cost_trace(tr, truth).latency_s * 1e3} for p, tr in traces.items()]
     m = _write_csv(tmp_path / "m.csv", rows)
     out = tmp_path / "cal" / "l4r5-test.yaml"
     assert _run_cli(["calibrate", "--target", "stm32l4r5", "--measurements", str(m), "--out", str(out)]) == 0
     text = out.read_text()
-    assert "extends: stm32l4r5" in text and "fitted_on:" in text
+    assert "extends: stm32l4r5" in text and "fitted_on:" in text and "kernel_model: true" in text
     cal = load_target(out)
-    assert cal.name == "l4r5-test"
+    assert cal.name == "l4r5-test" and cal.runtime_efficiency.kernel_model
     assert cal.runtime_efficiency.compute["mac"] == pytest.approx(0.2, rel=1e-4)
     assert cal.runtime_efficiency.compute["dw_mac"] == pytest.approx(0.05, rel=1e-4)
     assert cal.clock_hz == base.clock_hz  # everything else inherited
     for p, tr in traces.items():
         assert cost_trace(tr, cal).latency_s == pytest.approx(cost_trace(tr, truth).latency_s, rel=1e-4)
+
+
+def test_cli_without_kernel_model_prices_macs_at_peak(tmp_path, traces):
+    """`--no-kernel-model`: every MAC at the profile's peak rate / efficiency (the model before the kernel table)."""
+    base = load_target("stm32l4r5")
+    truth = _truth_target(base, {"mac": 0.2, "dw_mac": 0.05})
+    rows = [{"model": str(p), "latency_ms": cost_trace(tr, truth).latency_s * 1e3} for p, tr in traces.items()]
+    m = _write_csv(tmp_path / "m.csv", rows)
+    out = tmp_path / "plain.yaml"
+    assert _run_cli(["calibrate", "-t", "stm32l4r5", "-m", str(m), "-o", str(out), "--no-kernel-model"]) == 0
+    cal = load_target(out)
+    assert not cal.runtime_efficiency.kernel_model
+    assert cal.runtime_efficiency.compute["mac"] == pytest.approx(0.2, rel=1e-4)
+    assert cal.runtime_efficiency.compute["dw_mac"] == pytest.approx(0.05, rel=1e-4)
 
 
 def test_cli_bad_input_exits_2(tmp_path, capsys):
@@ -228,17 +244,21 @@ def test_memory_parameter_for_unknown_level_is_a_user_error(traces):
         calibrate(base, meas, ("mac", "flash"), traces)
 
 
-SHIPPED_FIT_CHECK = ["stm32l4r5-x-cube-ai-7.3.0-v1.0", "nrf5340-microtvm-cmsis-nn-v1.0"]
+#: shipped profile -> largest training error its two fitted efficiencies leave. X-CUBE-AI's
+#: relative kernel costs follow the CMSIS-NN instruction counts (all four within 5 %); on
+#: microTVM + CMSIS-NN the published IC equals the native-schedule build's, so IC does not follow
+#: the CMSIS-NN table there and stays ~37 % off (VALIDATION.md, calibration).
+SHIPPED_FIT_CHECK = {"stm32l4r5-x-cube-ai-7.3.0-v1.0": 0.10, "nrf5340-microtvm-cmsis-nn-v1.0": 0.40}
 
 
-@pytest.mark.parametrize("stem", SHIPPED_FIT_CHECK)
+@pytest.mark.parametrize("stem", sorted(SHIPPED_FIT_CHECK))
 def test_shipped_profile_is_the_least_squares_fit_of_its_published_latencies(stem):
     """The shipped profile reproduces its training benchmarks as well as its parameters allow.
 
     Oracle: the published latencies (the measurements CSV, checked against the shared MLPerf rows
     above). The sum of squared relative errors of `cost_trace` on the shipped profile must not
     drop when any fitted efficiency moves by ±2 % (it is the optimum), and every training
-    benchmark must be within ±30 % (two parameters for four benchmarks cannot do better here).
+    benchmark must be within the bound in SHIPPED_FIT_CHECK (two parameters for four benchmarks).
     """
     from hwsim.emulator import Emulator
 
@@ -251,7 +271,8 @@ def test_shipped_profile_is_the_least_squares_fit_of_its_published_latencies(ste
         return sum((cost_trace(trs[m.model], t).latency_s / m.latency_s - 1) ** 2 for m in meas)
 
     errs = [cost_trace(trs[m.model], cal).latency_s / m.latency_s - 1 for m in meas]
-    assert max(abs(e) for e in errs) <= 0.30
+    assert cal.runtime_efficiency.kernel_model
+    assert max(abs(e) for e in errs) <= SHIPPED_FIT_CHECK[stem]
     best = sse(cal)
     for cls, eff in cal.runtime_efficiency.compute.items():
         for step in (0.98, 1.02):
@@ -273,6 +294,8 @@ def test_npu_requantisation_runs_in_the_pipelined_output_stage():
     from hwsim.emulator import Emulator
 
     t = load_target("ethos-u55-128")
+    # MAC engine at its per_cycle peak: without the micro-block model (tests/test_npu_blocks.py covers it)
+    t.compute["npu"] = t.compute["npu"].model_copy(update={"blocks": None})
     npu = t.compute["npu"]
     assert npu.output_stage is not None
     trace = Emulator.from_tflite(DATA.parent / "mlperf_tiny" / "pretrainedResnet_quant.tflite").trace_only()
@@ -299,3 +322,117 @@ def test_output_stage_rate_must_be_positive(tmp_path):
         load_target(p)
     text = "\n".join(err.value.problems)
     assert "compute.npu.output_stage.per_cycle" in text and "0" in text
+
+
+# ---- CPU kernel model (instruction counts of the kernel library's loops) ----------------------
+
+
+def _mac_seconds(ev, t) -> float:
+    cpu = t.compute["cpu"]
+    return sum(n / (cpu.ops[c][f].per_cycle * t.runtime_efficiency.factor(c) * cpu.clock_hz)
+               for (c, f), n in ev.work.items() if c in ("mac", "dw_mac"))
+
+
+def test_kernel_model_prices_each_kernel_from_its_loop_counts():
+    """Per op of IC and KWS on stm32l4r5, the kernel factor written out by hand from the profile's table.
+
+    With the kernel model the MAC time is (kernel instructions / conv_mac) MAC equivalents at the
+    peak rate: FC K=64 -> 16 SIMD steps at fc_mac; 3x3 depthwise -> depthwise_3x3_mac per MAC;
+    1x1 conv -> pointwise_mac; 3x3 conv over 3 channels (K=27) -> 24 SIMD + 3 scalar elements per
+    output and the im2col copy of 27 elements through 9 taps per pixel. Nothing else changes.
+    """
+    from hwsim.emulator import Emulator
+
+    base = load_target("stm32l4r5")
+    k = base.compute["cpu"].kernels
+    on = _truth_target(base, {}, kernel_model=True)
+    off = _truth_target(base, {})
+    no_spill = {"sram": 0, "flash": 0}
+    expected = {
+        # (model, op index): MAC equivalents per MAC
+        ("pretrainedResnet_quant", 0): (1024 * 16 * (24 * k.conv_mac + 3 * k.scalar_mac)
+                                        + 1024 * (27 * k.im2col_element + 9 * k.im2col_tap)) / (k.conv_mac * 442368),
+        ("pretrainedResnet_quant", 6): k.pointwise_mac / k.conv_mac,          # 1x1, K=16
+        ("pretrainedResnet_quant", 14): k.fc_mac / k.conv_mac,                # FC 64 -> 10
+        ("kws_ref_model", 1): k.depthwise_3x3_mac / k.conv_mac,               # 3x3 depthwise
+        ("kws_ref_model", 0): (125 * 64 * 40 * k.conv_mac + 125 * (40 * k.im2col_element + 40 * k.im2col_tap))
+                              / (k.conv_mac * 320000),                        # 10x4 conv over 1 channel
+    }
+    for model in ("pretrainedResnet_quant", "kws_ref_model"):
+        trace = Emulator.from_tflite(DATA / f"{model}.tflite").trace_only()
+        events = trace.ops()
+        rows_on = cost_trace(trace, on, memory=no_spill).ops
+        rows_off = cost_trace(trace, off, memory=no_spill).ops
+        for i, ev in enumerate(events):
+            mac_s = _mac_seconds(ev, off)
+            factor = expected.get((model, i))
+            if factor is None:
+                continue
+            assert rows_on.iloc[i]["compute_s"] == pytest.approx(rows_off.iloc[i]["compute_s"] + mac_s * (factor - 1),
+                                                                rel=1e-12), (model, i, ev.op)
+        # ops without MACs (add, pool, softmax, reshape) are priced exactly as before
+        for i, ev in enumerate(events):
+            if ev.macs == 0:
+                assert rows_on.iloc[i]["compute_s"] == rows_off.iloc[i]["compute_s"]
+
+
+def test_per_output_overhead_is_paid_per_output_element_of_a_mac_op_on_the_cpu():
+    from hwsim.emulator import Emulator
+
+    base = load_target("stm32l4r5")
+    trace = Emulator.from_tflite(DATA / "pretrainedResnet_quant.tflite").trace_only()
+    plain = cost_trace(trace, _truth_target(base, {}), memory={"sram": 0, "flash": 0}).ops
+    paid = cost_trace(trace, _truth_target(base, {}, per_out=250e-9), memory={"sram": 0, "flash": 0}).ops
+    for i, ev in enumerate(trace.ops()):
+        outputs = sum(t.numel for t in ev.writes) if ev.macs else 0   # conv 0: 32*32*16, FC: 10, add: none
+        assert paid.iloc[i]["compute_s"] == pytest.approx(plain.iloc[i]["compute_s"] + outputs * 250e-9, rel=1e-12)
+    assert sum(t.numel for t in trace.ops()[0].writes) == 32 * 32 * 16
+
+
+def test_fit_recovers_kernel_model_efficiencies_and_per_output(traces):
+    base = load_target("stm32l4r5")
+    truth = _truth_target(base, {"mac": 0.3, "dw_mac": 0.12}, kernel_model=True, per_out=400e-9)
+    meas = [Measurement(p, cost_trace(tr, truth).latency_s, None, p.stem) for p, tr in traces.items()]
+    fit, _ = calibrate(base, meas, ("mac", "dw_mac", "per_output"), traces, kernel_model=True)
+    assert fit.kernel_model
+    assert fit.efficiency["mac"] == pytest.approx(0.3, rel=1e-4)
+    assert fit.efficiency["dw_mac"] == pytest.approx(0.12, rel=1e-4)
+    assert fit.per_output_overhead_s == pytest.approx(400e-9, rel=1e-3)
+
+
+def test_kernel_model_needs_a_cpu_kernel_table(traces):
+    base = load_target("stm32l4r5")
+    bare = base.model_copy(deep=True)
+    bare.compute["cpu"] = bare.compute["cpu"].model_copy(update={"kernels": None})
+    meas = [Measurement(p, 1e-3, None, p.stem) for p in traces]
+    with pytest.raises(HwsimError, match="no CPU kernel table"):
+        calibrate(bare, meas, ("mac", "dw_mac"), traces, kernel_model=True)
+
+
+def test_kernel_table_values_are_validated(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: bad\nextends: stm32l4r5\ncompute:\n  cpu:\n    kernels:\n      source: test\n"
+                 "      fc_mac: -1.5\n")
+    with pytest.raises(ProfileError) as err:
+        load_target(p)
+    text = "\n".join(err.value.problems)
+    assert "bad.yaml:7:" in text and "compute.cpu.kernels.fc_mac" in text and "greater than 0" in text
+
+
+def test_leave_one_benchmark_out_with_the_kernel_model_on_a_shipped_pair():
+    """H7A3 + X-CUBE-AI 7.3: each benchmark predicted from the other three within ±10 %.
+
+    Oracle: the published MLPerf Tiny latencies (the shipped measurements CSV, checked against the
+    shared rows above). Without the kernel model the same protocol misses IC by +38 % and AD by
+    -24 % (VALIDATION.md), so this guards the structural model, not the fit alone.
+    """
+    from hwsim.cost.calibrate import leave_one_out
+
+    stem = "stm32h7a3-x-cube-ai-7.3.0-v1.0"
+    meas = read_measurements(REPO / "targets" / "calibrated" / f"{stem}.measurements.csv")
+    base = load_target("stm32h7a3")
+    with_kernels = {c.label: c.rel_error for c in leave_one_out(base, meas, ("mac", "dw_mac"), kernel_model=True)}
+    assert set(with_kernels) == {"ad", "ic", "kws", "vww"}
+    assert max(abs(e) for e in with_kernels.values()) <= 0.10, with_kernels
+    plain = {c.label: c.rel_error for c in leave_one_out(base, meas, ("mac", "dw_mac"), kernel_model=False)}
+    assert plain["ic"] > 0.25 and plain["ad"] < -0.15, plain

@@ -101,7 +101,7 @@ def price_trace(trace: Trace, target, *, memory=None) -> tuple[list[OpEvent], li
     """Price every op (shared by both engines)."""
     peaks = _peaks_from_memory(trace, target, memory)
     spills = plan_spills(target, peaks) if peaks is not None else []
-    pricer = Pricer(target, {s.level: (s.dest, s.fraction) for s in spills if s.dest})
+    pricer = Pricer(target, {s.level: (s.dest, s.fraction) for s in spills if s.dest}, meta=trace.meta)
     for s in spills:
         pricer.flags.append({"kind": "spill" if s.dest else "overflow", "key": s.level, "message": s.message()})
     if not target.runtime_efficiency.fitted_on and not target.runtime_efficiency.compute:

@@ -8,13 +8,14 @@ hardware profile, so every later prediction uses the same cost model with fitted
 Method. The analytic cost model is linear in its free parameters except for the per-op
 max(compute, memory):
 
-    latency = sum_ops max(K_i + sum_c x_c * C_ic + sum_l y_l * S_il, M_i + sum_l y_l * B_il)
+    latency = sum_ops max(K_i + sum_c x_c * C_ic + sum_l y_l * S_il + r * P_i, M_i + sum_l y_l * B_il)
               + O_i + p * n_ops + q * n_inferences
 
 with x_c = 1 / runtime_efficiency.compute[c] (>= 1: a library cannot beat the profile's peak),
 y_l = 1 / runtime_efficiency.memory[l] (parameter `memory:<level>`, >= 1: no faster than the
-level's bandwidth), p = per_op_overhead, q = per_inference_overhead. C_ic (compute seconds of op
-i in class c at efficiency 1), S_il / B_il (bandwidth seconds of level l that stall the core /
+level's bandwidth), p = per_op_overhead, q = per_inference_overhead, r = per_output_overhead
+(parameter `per_output`: time per output element of a MAC op on a CPU; P_i = those elements).
+C_ic (compute seconds of op i in class c at efficiency 1), S_il / B_il (bandwidth seconds of level l that stall the core /
 that overlap compute, see `Memory.stalls_compute`), K_i (compute and stalls not fitted), M_i
 (memory seconds not fitted) and O_i (launch overhead) are read from `cost_trace` itself — each
 fitted part by re-pricing with that class or level at half efficiency — so the fit and the
@@ -23,6 +24,14 @@ op's compute is max(MAC time, output-stage time), which is not linear in x_c: th
 an approximation; predictions still call `cost_trace`.)
 The parameters minimise the squared *relative* latency errors (models span 2 ms to 700 ms)
 with bounds, by `scipy.optimize.least_squares`.
+
+Kernel model (`kernel_model=True`, MCU profiles whose CPU has a `kernels` table): MAC work is
+priced in instruction counts of the kernel library's loops (`hwsim.cost.mcu_kernels`: fully
+connected, im2col convolution, 1x1, depthwise, scalar leftovers, im2col copies, all fixed
+profile data), so the fitted efficiencies are the stack's speed relative to the GEMM loop at
+the profile's peak: `mac` and `dw_mac` (`KERNEL_PARAMS`; chosen on the leave-one-benchmark-out
+protocol, VALIDATION.md), two parameters, so every three-benchmark fold keeps a residual. The
+per-output cost (`per_output`, time per output element of a MAC op) is available as a parameter.
 """
 from __future__ import annotations
 
@@ -38,9 +47,14 @@ from hwsim.errors import HwsimError
 
 #: Parameters `fit` can estimate. Class names are hwsim.trace.OP_CLASSES; "mac+dw_mac" ties both;
 #: `memory:<level>` (e.g. memory:flash) fits that memory level's bandwidth efficiency.
-FIT_PARAMS = ("mac", "dw_mac", "mac+dw_mac", "elementwise", "compare", "lookup", "per_op", "per_inference")
+FIT_PARAMS = ("mac", "dw_mac", "mac+dw_mac", "elementwise", "compare", "lookup", "per_op", "per_inference",
+              "per_output")
+#: Overhead parameters (additive times, bounded below by 0; not op-class efficiencies).
+OVERHEADS = ("per_op", "per_inference", "per_output")
 MEMORY_PREFIX = "memory:"
 DEFAULT_PARAMS = ("mac", "dw_mac")
+#: The parameters fitted with the kernel model (VALIDATION.md, model choice).
+KERNEL_PARAMS = ("mac", "dw_mac")
 
 
 @dataclass
@@ -131,13 +145,14 @@ class Features:
     op_names: tuple[str, ...] = ()   # OpEvent.op per row (for diagnostics by operator type)
     S: dict[str, np.ndarray] = field(default_factory=dict)  # level -> stall seconds per op at efficiency 1
     B: dict[str, np.ndarray] = field(default_factory=dict)  # level -> overlapping bandwidth seconds per op
+    P: np.ndarray | None = None   # per op: compute seconds per second of per_output_overhead (output elements)
 
 
 def _with_efficiency(target, compute: dict[str, float], per_op: float = 0.0, per_inf: float = 0.0,
-                     memory: dict[str, float] | None = None):
+                     memory: dict[str, float] | None = None, per_out: float = 0.0):
     t = target.model_copy(deep=True)
     update: dict[str, Any] = {"compute": dict(compute), "per_op_overhead_s": per_op,
-                              "per_inference_overhead_s": per_inf}
+                              "per_inference_overhead_s": per_inf, "per_output_overhead_s": per_out}
     if memory is not None:
         update["memory"] = dict(memory)
     t.runtime_efficiency = t.runtime_efficiency.model_copy(update=update)
@@ -147,7 +162,7 @@ def _with_efficiency(target, compute: dict[str, float], per_op: float = 0.0, per
 def _classes(params: Sequence[str]) -> list[str]:
     out: list[str] = []
     for p in params:
-        if p in ("per_op", "per_inference") or p.startswith(MEMORY_PREFIX):
+        if p in OVERHEADS or p.startswith(MEMORY_PREFIX):
             continue
         out.extend(p.split("+"))
     return out
@@ -192,6 +207,11 @@ def features(trace, target, params: Sequence[str], label: str = "") -> Features:
         half = cost_trace(trace, _with_efficiency(target, base_eff, memory={**base_mem, lv: 0.5}))
         S[lv] = half.ops["compute_s"].to_numpy(dtype=float) - comp0
         B[lv] = half.ops["memory_s"].to_numpy(dtype=float) - mem0
+    P = None
+    if "per_output" in params:
+        unit = 1e-6   # price 1 us per output element; the compute-time difference / 1 us = elements
+        one = cost_trace(trace, _with_efficiency(target, base_eff, memory=base_mem, per_out=unit))
+        P = (one.ops["compute_s"].to_numpy(dtype=float) - comp0) / unit
     K = comp0 - sum(C.values(), np.zeros_like(comp0)) - sum(S.values(), np.zeros_like(comp0))
     K = np.where(np.abs(K) < 1e-15, 0.0, K)
     M = mem0 - sum(B.values(), np.zeros_like(mem0))
@@ -199,7 +219,7 @@ def features(trace, target, params: Sequence[str], label: str = "") -> Features:
     events = trace.ops()
     dyn = float((base.ops["compute_energy_j"] + base.ops["memory_energy_j"]).sum())
     return Features(label, C, K, M, base.ops["overhead_s"].to_numpy(dtype=float), len(events),
-                    n_inferences(events, {}), dyn, tuple(base.ops["op"]), S, B)
+                    n_inferences(events, {}), dyn, tuple(base.ops["op"]), S, B, P)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,6 +238,8 @@ class Fit:
     train_rel_error: dict[str, float]     # label -> (predicted - measured) / measured
     at_bound: list[str] = field(default_factory=list)   # parameters stuck at a bound (say so)
     memory_efficiency: dict[str, float] = field(default_factory=dict)   # memory level -> fraction of bandwidth
+    per_output_overhead_s: float = 0.0    # per output element of a MAC op on a CPU (parameter per_output)
+    kernel_model: bool = False            # fitted with the CPU kernel table (runtime_efficiency.kernel_model)
 
 
 def _unpack(theta: np.ndarray, params: Sequence[str]) -> tuple[dict[str, float], float, float]:
@@ -228,6 +250,8 @@ def _unpack(theta: np.ndarray, params: Sequence[str]) -> tuple[dict[str, float],
             per_op = float(v) * 1e-3
         elif p == "per_inference":
             per_inf = float(v) * 1e-3
+        elif p == "per_output":
+            x["per_output"] = float(v) * 1e-6
         elif p.startswith(MEMORY_PREFIX):
             x[p] = float(v)
         else:
@@ -246,6 +270,8 @@ def predict(f: Features, x: dict[str, float], per_op: float, per_inf: float) -> 
         comp = comp + x.get(MEMORY_PREFIX + lv, 1.0) * arr
     for lv, arr in f.B.items():
         mem = mem + x.get(MEMORY_PREFIX + lv, 1.0) * arr
+    if f.P is not None:
+        comp = comp + x.get("per_output", 0.0) * f.P
     return float(np.maximum(comp, mem).sum() + f.O.sum() + per_op * f.n_ops + per_inf * f.n_inferences)
 
 
@@ -258,7 +284,7 @@ def fit(feats: Sequence[Features], latencies_s: Sequence[float], params: Sequenc
     if not feats:
         raise HwsimError("calibration needs at least one measurement")
     y = np.asarray(latencies_s, dtype=float)
-    lo = np.array([0.0 if p in ("per_op", "per_inference") else 1.0 for p in params])
+    lo = np.array([0.0 if p in OVERHEADS else 1.0 for p in params])
     hi = np.full(len(params), np.inf)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
@@ -268,7 +294,7 @@ def fit(feats: Sequence[Features], latencies_s: Sequence[float], params: Sequenc
     # start: one common slowdown that matches the mean measured/modelled ratio; overheads 0
     base = np.array([predict(f, {}, 0.0, 0.0) for f in feats])
     s0 = max(1.0, float(np.median(y / np.maximum(base, 1e-12))))
-    theta0 = np.array([0.0 if p in ("per_op", "per_inference") else 1.0 if p.startswith(MEMORY_PREFIX) else s0
+    theta0 = np.array([0.0 if p in OVERHEADS else 1.0 if p.startswith(MEMORY_PREFIX) else s0
                        for p in params])
     sol = least_squares(residuals, theta0, bounds=(lo, hi), method="trf", x_scale="jac")
     x, per_op, per_inf = _unpack(sol.x, params)
@@ -281,9 +307,11 @@ def fit(feats: Sequence[Features], latencies_s: Sequence[float], params: Sequenc
         num = sum((e - d) * t for e, d, t in pairs)
         den = sum(t * t for _, _, t in pairs)
         static_W = max(0.0, num / den) if den > 0 else None
-    return Fit(tuple(params), {c: 1.0 / v for c, v in x.items() if not c.startswith(MEMORY_PREFIX)},
+    return Fit(tuple(params),
+               {c: 1.0 / v for c, v in x.items() if not c.startswith(MEMORY_PREFIX) and c != "per_output"},
                per_op, per_inf, static_W, {f.label: float(r) for f, r in zip(feats, res)}, at_bound,
-               {c[len(MEMORY_PREFIX):]: 1.0 / v for c, v in x.items() if c.startswith(MEMORY_PREFIX)})
+               {c[len(MEMORY_PREFIX):]: 1.0 / v for c, v in x.items() if c.startswith(MEMORY_PREFIX)},
+               x.get("per_output", 0.0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +330,10 @@ def profile_yaml(base_name: str, name: str, fit_: Fit, fitted_on: str, sources: 
         eff["memory"] = {lv: float(f"{v:.6g}") for lv, v in sorted(fit_.memory_efficiency.items())}
     eff["per_op_overhead"] = f"{fit_.per_op_overhead_s * 1e6:.6g} us"
     eff["per_inference_overhead"] = f"{fit_.per_inference_overhead_s * 1e6:.6g} us"
+    if "per_output" in fit_.params:
+        eff["per_output_overhead"] = f"{fit_.per_output_overhead_s * 1e9:.6g} ns"
+    if fit_.kernel_model:
+        eff["kernel_model"] = True
     eff["fitted_on"] = fitted_on
     doc: dict[str, Any] = {
         "name": name,
@@ -329,9 +361,36 @@ def trace_for(model: Path):
     return Emulator.from_tflite(model).trace_only()
 
 
-def calibrate(target, measurements: Sequence[Measurement], params: Sequence[str] = DEFAULT_PARAMS,
-              traces: dict[Path, Any] | None = None) -> tuple[Fit, list[Features]]:
-    """Fit `params` of `target` to `measurements`; returns the fit and the features used."""
+def with_kernel_model(target, on: bool | None):
+    """`target` with `runtime_efficiency.kernel_model` set (None: unchanged).
+
+    Raises HwsimError when asked to switch it on for a profile whose CPU has no `kernels` table.
+    """
+    if on is None or bool(on) == target.runtime_efficiency.kernel_model:
+        return target
+    if on and not any(u.kernels is not None for u in target.compute.values() if u.kind == "cpu"):
+        raise HwsimError(f"target {target.name!r} has no CPU kernel table (compute.<cpu>.kernels), so the kernel "
+                         "model cannot be used; add one (see targets/mcu/_mcu-tflm.yaml) or fit without it "
+                         "(--no-kernel-model)")
+    t = target.model_copy(deep=True)
+    t.runtime_efficiency = t.runtime_efficiency.model_copy(update={"kernel_model": bool(on)})
+    return t
+
+
+def default_params(target) -> tuple[str, ...]:
+    """KERNEL_PARAMS when `target` prices MAC work with its kernel table, else DEFAULT_PARAMS."""
+    return KERNEL_PARAMS if target.runtime_efficiency.kernel_model else DEFAULT_PARAMS
+
+
+def calibrate(target, measurements: Sequence[Measurement], params: Sequence[str] | None = DEFAULT_PARAMS,
+              traces: dict[Path, Any] | None = None, kernel_model: bool | None = None) -> tuple[Fit, list[Features]]:
+    """Fit `params` of `target` to `measurements`; returns the fit and the features used.
+
+    `kernel_model`: True/False switches the CPU kernel table on/off for the fit (None: as the
+    target says); `params=None` picks `default_params` for the resulting target.
+    """
+    target = with_kernel_model(target, kernel_model)
+    params = default_params(target) if params is None else tuple(params)
     traces = traces if traces is not None else {}
     feats = []
     for m in measurements:
@@ -340,15 +399,18 @@ def calibrate(target, measurements: Sequence[Measurement], params: Sequence[str]
             tr = traces[m.model] = trace_for(m.model)
         feats.append(features(tr, target, params, m.label))
     energies = [m.energy_j for m in measurements]
-    return fit(feats, [m.latency_s for m in measurements], params,
-               energies if any(e is not None for e in energies) else None), feats
+    fit_ = fit(feats, [m.latency_s for m in measurements], params,
+               energies if any(e is not None for e in energies) else None)
+    fit_.kernel_model = target.runtime_efficiency.kernel_model
+    return fit_, feats
 
 
 def calibrated_target(target, fit_: Fit):
     """`target` with the fitted runtime efficiency (and static power) applied, in memory."""
-    t = _with_efficiency(target, {**target.runtime_efficiency.compute, **fit_.efficiency},
+    t = _with_efficiency(with_kernel_model(target, fit_.kernel_model or None),
+                         {**target.runtime_efficiency.compute, **fit_.efficiency},
                          fit_.per_op_overhead_s, fit_.per_inference_overhead_s,
-                         {**target.runtime_efficiency.memory, **fit_.memory_efficiency})
+                         {**target.runtime_efficiency.memory, **fit_.memory_efficiency}, fit_.per_output_overhead_s)
     if fit_.static_W is not None:
         t.power = t.power.model_copy(update={"static_W": fit_.static_W})
     return t
@@ -376,11 +438,17 @@ class HeldOut:
         return self.predicted_energy_j / self.measured_energy_j - 1.0
 
 
-def leave_one_out(target, measurements: Sequence[Measurement], params: Sequence[str] = DEFAULT_PARAMS,
-                  traces: dict[Path, Any] | None = None) -> list[HeldOut]:
-    """For each measurement: fit on all the others, then price the held-out model with `cost_trace`."""
+def leave_one_out(target, measurements: Sequence[Measurement], params: Sequence[str] | None = DEFAULT_PARAMS,
+                  traces: dict[Path, Any] | None = None, kernel_model: bool | None = None) -> list[HeldOut]:
+    """For each measurement: fit on all the others, then price the held-out model with `cost_trace`.
+
+    The held-out model never enters its fold's fit; its prediction is `cost_trace` on the
+    calibrated target (the same cost model every other prediction uses).
+    """
     from hwsim.cost.analytic import cost_trace
 
+    target = with_kernel_model(target, kernel_model)
+    params = default_params(target) if params is None else tuple(params)
     traces = traces if traces is not None else {}
     for m in measurements:
         if m.model not in traces:
@@ -392,6 +460,7 @@ def leave_one_out(target, measurements: Sequence[Measurement], params: Sequence[
         energies = [measurements[j].energy_j for j in rest]
         f = fit([feats[j] for j in rest], [measurements[j].latency_s for j in rest], params,
                 energies if any(e is not None for e in energies) else None)
+        f.kernel_model = target.runtime_efficiency.kernel_model
         res = cost_trace(traces[m.model], calibrated_target(target, f))
         out.append(HeldOut(m.label, m.latency_s, res.latency_s, f, m.energy_j,
                            res.energy_j if f.static_W is not None else None))

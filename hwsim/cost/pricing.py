@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hwsim.cost import npu_blocks, npu_weight_codec  # NPU block/codec hooks (see price())
+from hwsim.cost import mcu_kernels  # MCU kernel-library hook (see price())
 from hwsim.errors import ModelError, ProfileError
 from hwsim.trace import OpEvent, TensorInfo
 
@@ -54,8 +56,9 @@ class Pricer:
     live in the destination); see `hwsim.cost.spill`.
     """
 
-    def __init__(self, target, spill: dict[str, tuple[str, float]] | None = None) -> None:
+    def __init__(self, target, spill: dict[str, tuple[str, float]] | None = None, meta: dict | None = None) -> None:
         self.target = target
+        self.meta = dict(meta or {})   # trace.meta: the model file an NPU weight codec reads values from
         self.spill = dict(spill or {})
         self.cpu = target.cpu_unit()
         self._accel = [n for n, u in target.compute.items() if u.kind in ("npu", "gpu")]
@@ -186,17 +189,34 @@ class Pricer:
             unit = t.compute[run_unit]
             rate = unit.count * opcost.per_cycle * t.runtime_efficiency.factor(cls) * unit.clock_hz
             secs = n / rate
+            # -- NPU hook: MAC-array micro-block utilisation from the op's shapes (hwsim.cost.npu_blocks)
+            if unit.blocks is not None:
+                secs = npu_blocks.part_seconds(ev, unit, cls, run_fmt, secs, t.runtime_efficiency.factor(cls))
+            # -- end NPU hook
+            # -- MCU kernel hook: MAC work in the CPU kernel library's GEMM-loop equivalents (hwsim.cost.mcu_kernels)
+            if unit.kernels is not None and t.runtime_efficiency.kernel_model and cls in ("mac", "dw_mac"):
+                secs *= mcu_kernels.mac_factor(ev, unit.kernels)
+            # -- end MCU kernel hook
             energy = n * opcost.energy_J
             parts.append(WorkPart(cls, fmt, run_fmt, n, secs, energy))
             compute_s += secs
             compute_e += energy
         compute_s = max(compute_s, staged_s)
+        # -- MCU kernel hook: per-output requantise/clamp/store of a MAC op on a CPU (runtime_efficiency)
+        if t.runtime_efficiency.per_output_overhead_s and t.compute[unit_name].kind == "cpu":
+            compute_s += mcu_kernels.output_elements(ev) * t.runtime_efficiency.per_output_overhead_s
+        # -- end MCU kernel hook
 
         reads: dict[str, float] = {}
         writes: dict[str, float] = {}
         weight_reads: dict[str, float] = {}
+        codec = t.compute[unit_name].weight_compression
         for tensor in ev.reads:
             nbytes = self.stored_bytes(tensor, op_flags)
+            # -- NPU hook: encoded weights and bias/scale records (hwsim.cost.npu_weight_codec)
+            if codec is not None and tensor.kind in ("weight", "bias"):
+                nbytes = npu_weight_codec.stored_bytes(self, tensor, codec, nbytes, op_flags)
+            # -- end NPU hook
             for level, share in self.levels_for(tensor.kind):
                 reads[level] = reads.get(level, 0.0) + nbytes * share
                 if tensor.kind in ("weight", "bias"):

@@ -182,6 +182,78 @@ class OutputStage(_Model):
     energy_J: Quantity("energy", "nonnegative") = _yaml("energy_J", "energy")
 
 
+class MicroBlock(_Model):
+    """The OFM micro-block an NPU's MAC array computes at once (height x width x output channels)."""
+
+    height: int = Field(ge=1)
+    width: int = Field(ge=1)
+    depth: int = Field(ge=1)
+
+
+class NpuBlocks(_Model):
+    """MAC-array geometry of an Ethos-U style NPU, for utilisation from an op's shapes.
+
+    Why: the array computes whole OFM micro-blocks, each a fixed-width dot product per step, so
+    an op whose output width, output channels, IFM depth or kernel size are not multiples of the
+    granules wastes lanes (a 1-channel IFM uses 1/8 of the part-kernel lanes). The cost model
+    (`hwsim.cost.npu_blocks`) counts steps from the trace event's shapes with these granules.
+    """
+
+    ofm_micro_block: MicroBlock
+    step_cycles: int = Field(ge=1, description="cycles one micro-block step takes")
+    min_step_cycles: int = Field(
+        ge=1, description="floor per step of an OFM block (accumulator write-back); binds on tiny OFMs"
+    )
+    dot_product_bits: int = Field(
+        ge=8, description="IFM bits per output one step consumes (depth-first: channels x 1 kernel tap)"
+    )
+    part_kernel_depth: int = Field(ge=1, description="IFM channels per step in part-kernel-first traversal")
+    depthwise_taps: int = Field(ge=1, description="kernel taps per depthwise step at 8-bit IFM")
+    sub_kernel: list[int] = Field(min_length=2, max_length=2, description="largest kernel [height, width] run at once")
+
+
+class WeightCompression(_Model):
+    """Weights stored encoded in memory and decoded by the NPU (Ethos-U weight codec).
+
+    Why: the bytes streamed from flash are the encoded ones, which depend on the weight values
+    (0.23 to 1.09 of raw int8 on MLPerf Tiny), so `hwsim.cost.npu_weight_codec` estimates the
+    encoded size from the model's actual values with these codec parameters.
+    """
+
+    codec: Literal["golomb-rice"] = "golomb-rice"
+    max_rice_k: int = Field(ge=0, le=16, description="largest Golomb-Rice parameter the codec uses")
+    palette_max: int = Field(ge=0, description="at most this many distinct values are coded as palette indices")
+    palette_entry_bits: int = Field(ge=1, description="bits per palette entry in the stream header")
+    stream_align_bytes: int = Field(ge=1, description="an encoded stream is padded to a multiple of this")
+    scale_bias_bytes_per_channel: int = Field(
+        ge=0, description="per output channel bias + requantisation scale record read with the weights"
+    )
+
+
+class CpuKernels(_Model):
+    """Inner-loop instruction counts of a CPU's kernel library (e.g. CMSIS-NN's DSP path), per op shape.
+
+    Why: on a Cortex-M the cycles a MAC costs depend on the kernel that runs it: an im2col
+    convolution reuses each loaded weight for two output pixels, a fully-connected layer
+    (matrix x vector) reuses nothing, a depthwise convolution multiplies one 16-bit pair per
+    instruction, reduction elements that do not fill a SIMD step run a scalar loop, and im2col
+    copies the input. `hwsim.cost.mcu_kernels` turns an op's shapes into instruction counts with
+    these numbers; the convolution GEMM loop (`conv_mac`) is the reference that runs at the
+    unit's peak MAC rate, so every other kernel costs its count relative to it. Used only when
+    `runtime_efficiency.kernel_model` is true (calibrated profiles).
+    """
+
+    simd_k: int = Field(ge=1, description="reduction elements one SIMD inner-loop step consumes")
+    conv_mac: float = Field(gt=0, description="instructions per MAC in the im2col convolution GEMM loop (reference)")
+    pointwise_mac: float = Field(gt=0, description="instructions per MAC in the 1x1 convolution loop")
+    fc_mac: float = Field(gt=0, description="instructions per MAC in the fully-connected (matrix x vector) loop")
+    depthwise_3x3_mac: float = Field(gt=0, description="instructions per MAC in the 3x3 depthwise loop")
+    depthwise_mac: float = Field(gt=0, description="instructions per MAC in the general depthwise loop")
+    scalar_mac: float = Field(gt=0, description="instructions per MAC for reduction elements left over by simd_k")
+    im2col_element: float = Field(ge=0, description="instructions per element copied and widened into im2col")
+    im2col_tap: float = Field(ge=0, description="instructions per kernel tap per output pixel (copy call, bounds)")
+
+
 class ComputeUnit(_Model):
     """A compute engine (CPU core, NPU, GPU SMs/tensor cores, DMA) and what each op costs on it."""
 
@@ -198,6 +270,15 @@ class ComputeUnit(_Model):
     ops: dict[OpClass, dict[Fmt, OpCost]] = Field(default_factory=dict)
     output_stage: Optional[OutputStage] = Field(
         None, description="pipelined requantisation stage (NPUs); None = requantisation is ordinary elementwise work"
+    )
+    blocks: Optional[NpuBlocks] = Field(
+        None, description="MAC-array micro-block geometry (NPUs); None = MACs run at the per_cycle peak"
+    )
+    kernels: Optional[CpuKernels] = Field(
+        None, description="kernel-library instruction counts (CPUs), used when runtime_efficiency.kernel_model is true"
+    )
+    weight_compression: Optional[WeightCompression] = Field(
+        None, description="weights are read encoded (NPU weight codec); None = raw bytes"
     )
 
     def cost(self, op_class: str, fmt: str) -> OpCost | None:
@@ -289,6 +370,14 @@ class RuntimeEfficiency(_Model):
     per_op_overhead_s: Quantity("time", "nonnegative") = _yaml("per_op_overhead_s", "per_op_overhead", default=0.0)
     per_inference_overhead_s: Quantity("time", "nonnegative") = _yaml(
         "per_inference_overhead_s", "per_inference_overhead", default=0.0
+    )
+    per_output_overhead_s: Quantity("time", "nonnegative") = _yaml(
+        "per_output_overhead_s", "per_output_overhead", default=0.0,
+        description="time per output element of an op with MACs on a cpu unit (requantise, clamp, store)",
+    )
+    kernel_model: bool = Field(
+        False, description="price MAC work with the cpu unit's `kernels` instruction counts (efficiency is then "
+        "relative to the convolution GEMM loop at the unit's peak MAC rate)",
     )
     fitted_on: Optional[str] = None
 

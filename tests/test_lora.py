@@ -37,7 +37,12 @@ def test_lora_digits_quick(tmp_path, monkeypatch):
     v = run.metrics["variants"]
     assert {"sign/fp", "zoqo@b8", "zoqo@b4", "sign/q-post@b8", "sign/q-post@b4"} == set(v)
     assert run.metrics["lora_params"] == 2 * (4 * 32 + 32 * 4)
-    assert run.trace.float_ops_by_phase()["update"] == 0
+    flops = run.trace.float_ops_by_phase()
+    assert flops["perturb"] == flops["forward_plus"] == flops["forward_minus"] == flops["update"] == 0
+    assert flops["compare"] > 0                      # loss: float (the paper's only float op)
+    assert run.repeat == {"step": 5}
+    assert {e.op for e in run.trace.filter(phase="forward_plus").ops()} >= {"layernorm", "softmax", "fully_connected"}
+    assert set(run.metrics["int_float_agreement"]) == {"b8", "b4"}
 
 
 def test_adapter_trainer_keeps_codes_on_grid():

@@ -9,6 +9,8 @@ Shapes-only step (ZO-Bench configuration, §1.9): OPT-1.3B, r = 8, α = 16, q_pr
 perturb (integer RNG + inverse CDF + code adds on the LoRA codes only) → two integer forwards
 (`hwsim.models.opt.opt_forward` on meta payloads) → compare → integer update, costed with
 `hwsim.cost.analytic.cost_trace` on each target.
+Digits task (`task: digits-rows`): a real ZOQO-LoRA fine-tuning of `RowTransformer` whose two loss
+queries run in the integer emulator (`hwsim.algorithms.lora_zoqo`, `hwsim.algorithms.lora_forward`).
 """
 from __future__ import annotations
 
@@ -146,8 +148,8 @@ class ZOQOAdapterTrainer:
     """ZOQO on LoRA codes: integer perturb/update exactly as `ZOQOTrainer`; the two loss queries run
     the float transformer with the adapters set to their dequantized grid values (R_min + s·code).
 
-    Why float here: hwsim has no integer emulator for this transformer's attention/LayerNorm on a
-    trained model; the integer transformer path is `hwsim.models.opt` (shapes-only step above).
+    Kept as the float-forward reference (`zoqo-float-forward@b*` variants); the workload's ZOQO runs
+    use `hwsim.algorithms.lora_zoqo.IntLoRATrainer`, whose queries run in the integer emulator.
     """
 
     def __init__(self, model: torch.nn.Module, names: list[str], cfg, *, zero_range: str = "paired_a",
@@ -209,33 +211,58 @@ class ZOQOAdapterTrainer:
 def run_lora_digits(*, bits_list=(8, 4), steps: int = 600, batch: int = 64, rank: int = 4, alpha: float = 8.0,
                     pretrain_epochs: int = 2, lr: float = 0.002, mu: float = 0.01, sigma_steps: float | None = None,
                     zero_range: str = "paired_a", zero_floor: float = 0.01, seed: int = 0,
-                    cache_dir: str | None = None, max_train: int | None = None) -> dict:
-    """Pretrain RowTransformer in float, add LoRA (q/v), fine-tune the adapters with FP ZO-Sign,
-    Q.-post-update ZO-Sign and ZOQO at each b; test accuracy of each (float forward)."""
+                    cache_dir: str | None = None, max_train: int | None = None, loss: str = "float",
+                    float_forward_variants: bool = True, trace_bits: int | None = None, calib_n: int = 256,
+                    progress: bool = False) -> tuple[dict, Trace]:
+    """Pretrain RowTransformer in float, add LoRA (q/v), fine-tune the adapters with ZOQO whose two
+    loss queries run in the integer emulator (`IntLoRATrainer`), at each b.
+
+    Baselines (float forward, as in ZOQO Table IV's FP / Q.-post-updates rows): FP ZO-Sign and
+    Q.-post-update ZO-Sign; with `float_forward_variants`, also ZOQO with the float forward of the
+    grid-valued adapters (`ZOQOAdapterTrainer`, the pre-emulator version) for comparison.
+    Returns (metrics, trace of step 0 of the integer ZOQO run at `trace_bits`, default the first b).
+    """
     import copy
 
+    from hwsim.algorithms.lora_zoqo import IntLoRATrainer
     from hwsim.algorithms.zo_baselines import ZOBaseline, ZOBaselineConfig
     from hwsim.algorithms.zoqo import ZOQOConfig, batches
+    from hwsim.algorithms.zoqo_forward import quantize_input
     from hwsim.data import load_dataset
     from hwsim.models.float_train import accuracy, torch_threads, train_float
     from hwsim.models.transformer import RowTransformer
 
+    bits_list = tuple(int(b) for b in bits_list)
+    trace_bits = int(trace_bits) if trace_bits is not None else bits_list[0]
+    if trace_bits not in bits_list:
+        raise WorkloadError(f"zoqo-lora (digits-rows): trace_bits {trace_bits} is not in bits_list {list(bits_list)}")
+    trace = Trace()
     with torch_threads(1):
         x, y = load_dataset("digits", split="train", seed=seed)
         xt, yt = load_dataset("digits", split="test", seed=seed)
         if max_train:
             x, y = x[:max_train], y[:max_train]
+        xq, xtq = quantize_input(x), quantize_input(xt)
         base = train_float(RowTransformer(seed=seed), (x, y), epochs=pretrain_epochs, seed=seed,
                            cache_dir=cache_dir, lr=3e-3)
         out = {"task": "digits rows as 8 tokens of 8 pixels; RowTransformer d=32, 1 block, 2 heads",
-               "pretrained_fp_accuracy": accuracy(base, xt, yt), "steps": steps, "rank": rank, "alpha": alpha,
-               "zero_range": zero_range, "variants": {}}
+               "forward": "integer emulator (IntRowTransformer: int8 weights/activations, int16 residual, "
+                          "I-BERT LayerNorm, TFLM int8 softmax) for zoqo@b*; float for sign/* and zoqo-float-forward@b*",
+               "loss": loss, "pretrained_fp_accuracy": accuracy(base, xt, yt), "steps": steps, "rank": rank,
+               "alpha": alpha, "zero_range": zero_range, "variants": {}, "start_accuracy": {},
+               "start_accuracy_float": {}, "int_float_agreement": {}, "float_accuracy_of_int_trained": {}}
         order = list(batches(x.shape[0], batch, seed, steps))
 
         def fresh():
             m = copy.deepcopy(base)
             names = m.add_lora(rank, alpha, seed=seed)
             return m, names
+
+        def agreement(trainer, m) -> float:
+            trainer.load_into(m)
+            with torch.no_grad():
+                pf = m(xt).argmax(1)
+            return float((trainer.predict(xtq) == pf).float().mean())
 
         m, names = fresh()
         out["lora_params"] = sum(p.numel() for n, p in m.named_parameters() if n in names)
@@ -245,14 +272,31 @@ def run_lora_digits(*, bits_list=(8, 4), steps: int = 600, batch: int = 64, rank
             fp.step(x[idx], y[idx])
         out["variants"]["sign/fp"] = accuracy(m, xt, yt)
         for bits in bits_list:
+            cfg = ZOQOConfig(bits=bits, lr=lr, mu=mu, sigma_steps=sigma_steps, seed=seed, loss=loss)
             m, names = fresh()
-            tr = ZOQOAdapterTrainer(m, names, ZOQOConfig(bits=bits, lr=lr, mu=mu, sigma_steps=sigma_steps, seed=seed),
-                                    zero_range=zero_range, zero_floor=zero_floor)
-            start = accuracy(m, xt, yt)
-            for idx in order:
-                tr.step(x[idx], y[idx])
-            out["variants"][f"zoqo@b{bits}"] = accuracy(m, xt, yt)
-            out.setdefault("start_accuracy", {})[f"b{bits}"] = start
+            tr = IntLoRATrainer(m, names, cfg, x[:calib_n], zero_range=zero_range, zero_floor=zero_floor)
+            out["start_accuracy"][f"b{bits}"] = tr.accuracy(xtq, yt)
+            agree0 = agreement(tr, m)
+            out["start_accuracy_float"][f"b{bits}"] = accuracy(m, xt, yt)
+            it = order
+            if progress:
+                from tqdm import tqdm
+                it = tqdm(order, desc=f"zoqo-lora int b={bits}", leave=False)
+            for i, idx in enumerate(it):
+                if i == 0 and bits == trace_bits:
+                    with trace.step(0):
+                        tr.step(xq[idx], y[idx], trace)
+                else:
+                    tr.step(xq[idx], y[idx])
+            out["variants"][f"zoqo@b{bits}"] = tr.accuracy(xtq, yt)
+            out["int_float_agreement"][f"b{bits}"] = {"start": agree0, "end": agreement(tr, m)}
+            out["float_accuracy_of_int_trained"][f"b{bits}"] = accuracy(m, xt, yt)
+            if float_forward_variants:
+                m, names = fresh()
+                ff = ZOQOAdapterTrainer(m, names, cfg, zero_range=zero_range, zero_floor=zero_floor)
+                for idx in order:
+                    ff.step(x[idx], y[idx])
+                out["variants"][f"zoqo-float-forward@b{bits}"] = accuracy(m, xt, yt)
             m, names = fresh()
             groups = lora_groups({n: p.detach() for n, p in m.named_parameters() if n in names}, bits,
                                  zero_range=zero_range, zero_floor=zero_floor)
@@ -261,27 +305,32 @@ def run_lora_digits(*, bits_list=(8, 4), steps: int = 600, batch: int = 64, rank
             for idx in order:
                 qp.step(x[idx], y[idx])
             out["variants"][f"sign/q-post@b{bits}"] = accuracy(m, xt, yt)
-    return out
+    trace.meta.update({"model": "RowTransformer+LoRA (integer)", "trace_bits": trace_bits})
+    out["float_ops_by_phase"] = trace.float_ops_by_phase()
+    return out, trace
 
 
 def _run_digits_workload(spec: dict, fields: dict, options: dict):
-    """`task: digits-rows`: accuracy of LoRA fine-tuning (FP ZO-Sign, Q.-post ZO-Sign, ZOQO per b); the
-    trace handed back is the shapes-only ZOQO LoRA step of the tiny OPT config at the first b (costs only)."""
+    """`task: digits-rows`: ZOQO fine-tuning of the LoRA adapters with the loss queries in the integer
+    emulator, plus float-forward baselines; the trace handed back is step 0 of the integer ZOQO run
+    at `trace_bits` (every op of perturb, forward±, compare, update), costed ×`steps`."""
     from hwsim.workloads import WorkloadRun
 
     kw = {k: v for k, v in fields.items() if k != "task"}
     allowed = {"bits_list", "steps", "batch", "rank", "alpha", "pretrain_epochs", "lr", "mu", "sigma_steps",
-               "zero_range", "zero_floor", "seed", "cache_dir", "max_train"}
+               "zero_range", "zero_floor", "seed", "cache_dir", "max_train", "loss", "float_forward_variants",
+               "trace_bits", "calib_n"}
     bad = sorted(set(kw) - allowed)
     if bad:
         raise WorkloadError(f"zoqo-lora (digits-rows): field {bad[0]!r} unknown; known: {', '.join(sorted(allowed))}")
     if "bits_list" in kw:
         kw["bits_list"] = tuple(int(b) for b in kw["bits_list"])
-    metrics = run_lora_digits(**kw)
-    bits = (kw.get("bits_list") or (8,))[0]
-    trace = opt_lora_step_trace(bits=bits, batch=int(kw.get("batch", 64)), seq=8, rank=int(kw.get("rank", 4)),
-                                alpha=float(kw.get("alpha", 8.0)), config="tiny")
+    metrics, trace = run_lora_digits(progress=bool(options.get("progress", True)), **kw)
+    steps = int(kw.get("steps", 600))
     return WorkloadRun(name=str(spec.get("name", "zoqo-lora-digits")), trace=trace,
-                       repeat={"step": int(kw.get("steps", 600))}, metrics=metrics,
-                       conventions={"trace": "shapes-only ZOQO LoRA step of hwsim's tiny integer OPT (cost proxy); "
-                                             "accuracies from the float RowTransformer with grid-valued adapters"})
+                       repeat={"step": steps}, metrics=metrics,
+                       conventions={"trace": f"step 0 of ZOQO-LoRA at b={trace.meta['trace_bits']} with both loss "
+                                             f"queries in the integer RowTransformer (batch {kw.get('batch', 64)}); "
+                                             f"costed ×{steps} steps",
+                                    "accuracies": "zoqo@b*: integer-emulator forward; sign/* and "
+                                                  "zoqo-float-forward@b*: float forward"})

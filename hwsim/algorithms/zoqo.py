@@ -32,6 +32,29 @@ from hwsim.trace import TensorInfo, Trace
 TIE_RULES = ("binary", "zero")
 
 
+def emit_perturb_events(trace: Trace, name: str, n: int, table_size: int, *, code: TensorInfo,
+                        noise: TensorInfo, outs: list[TensorInfo], rng_chunk: int, clamp: bool) -> None:
+    """Events of ZOQO's perturb phase for one tensor of n codes (Algorithm 1, lines 3–5).
+
+    Why shared: every ZOQO trainer (MLP/CNN, LoRA transformer) perturbs the same way — chunked
+    uint32 draws, inverse-CDF table lookup into the noise codes, then c ± j (clamped) — so one
+    function states its work once. `outs` are the two perturbed code tensors (+, −).
+    """
+    r_info = TensorInfo(f"r:{name}", (min(n, rng_chunk),), 32, "scratch", "uint32")
+    table = TensorInfo(f"cdf:{name}", (table_size,), 64, "state", "uint64")
+    trace.alloc(r_info)
+    trace.op("rng_uint32", f"rng:{name}", [], [r_info], {("rng", "int32"): n}, layer=name)
+    trace.alloc(noise)
+    depth = max(1, int(math.ceil(math.log2(table_size))))
+    trace.op("inverse_cdf", f"noise:{name}", [r_info, table], [noise],
+             {("compare", "int32"): n * depth, ("elementwise", "int8"): n}, layer=name)
+    trace.free(r_info)
+    for tag, out in zip(("+", "-"), outs):
+        trace.alloc(out)
+        trace.op("perturb_codes", f"perturb{tag}:{name}", [code, noise], [out],
+                 {("elementwise", "int8"): n * (2 if clamp else 1)}, layer=name)
+
+
 @dataclass(frozen=True)
 class ZOQOConfig:
     """Hyper-parameters and the [A] choices of §1.12 (defaults as documented there)."""
@@ -248,23 +271,10 @@ class ZOQOTrainer:
                                                   for n, g in self.groups.items()}})
 
     def _emit_perturb(self, trace: Trace, name: str, st: GroupState, c: torch.Tensor) -> None:
-        n = c.numel()
-        code = self._code_info(name)
-        r_info = TensorInfo(f"r:{name}", (min(n, self.cfg.rng_chunk),), 32, "scratch", "uint32")
         j_info = self._noise_info(name, st)
-        table = TensorInfo(f"cdf:{name}", (st.table.numel(),), 64, "state", "uint64")
-        trace.alloc(r_info)
-        trace.op("rng_uint32", f"rng:{name}", [], [r_info], {("rng", "int32"): n}, layer=name)
-        trace.alloc(j_info)
-        depth = max(1, int(math.ceil(math.log2(st.table.numel()))))
-        trace.op("inverse_cdf", f"noise:{name}", [r_info, table], [j_info],
-                 {("compare", "int32"): n * depth, ("elementwise", "int8"): n}, layer=name)
-        trace.free(r_info)
-        for tag in ("+", "-"):
-            out = self._code_info(name, tag)
-            trace.alloc(out)
-            trace.op("perturb_codes", f"perturb{tag}:{name}", [code, j_info], [out],
-                     {("elementwise", "int8"): n * (2 if self.cfg.clamp_perturbed else 1)}, layer=name)
+        emit_perturb_events(trace, name, c.numel(), st.table.numel(), code=self._code_info(name),
+                            noise=j_info, outs=[self._code_info(name, tag) for tag in ("+", "-")],
+                            rng_chunk=self.cfg.rng_chunk, clamp=self.cfg.clamp_perturbed)
         if self.cfg.regenerate_noise:
             trace.free(j_info)
 

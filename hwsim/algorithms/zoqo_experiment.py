@@ -4,6 +4,12 @@ Why a module of its own: the workload runner, the tests and the benchmark all ne
 "pretrain in float → train every variant for N steps from the same start → test accuracy" loop.
 Quantized variants are scored with the integer emulator forward (IntNet) on their b-bit codes;
 the FP variant with the float model.
+
+Hyper-parameters: `sign` / `adam` / `zoqo` hold the shared defaults; `variant_hp` overrides them per
+variant ("sign/q-post") or per variant and bit width ("sign/q-post@b4"). With `val_fraction` set,
+a stratified validation split is carved out of the *training* set (seeded by `seed`), the variants
+train on the rest and are scored on it ("val_accuracy"); the test set is not touched. That is the
+selection protocol of `zoqo_tuning` (hyper-parameters are never chosen by test accuracy).
 """
 from __future__ import annotations
 
@@ -50,6 +56,8 @@ class ExperimentSpec:
     trace_bits: int | None = None                       # bits of the traced ZOQO step (default: first)
     cache_dir: str | None = None
     max_train: int | None = None                        # subsample the training set (quick runs)
+    variant_hp: dict = field(default_factory=dict)      # "variant" or "variant@bN" -> hyper-parameter overrides
+    val_fraction: float | None = None                   # hold out this share of train; score on it, not on test
 
 
 @dataclass
@@ -76,6 +84,39 @@ def _int_accuracy(model: nn.Module, groups: dict[str, QGroup], codes: dict[str, 
     return float((pred == y).float().mean())
 
 
+BASELINE_HP = ("lr", "mu", "range_mode", "range_factor")
+
+
+def variant_hparams(spec: ExperimentSpec, variant: str, bits: int) -> dict:
+    """Hyper-parameters of one variant at one bit width: shared block, then `variant`, then `variant@bN`.
+
+    ZOQO: ZOQOConfig fields (its noise seed follows `spec.seed` unless given). Baselines: lr, mu,
+    range_mode (default `baseline_range_mode`, else ZOQO's), range_factor.
+    """
+    over = {**spec.variant_hp.get(variant, {}), **spec.variant_hp.get(f"{variant}@b{bits}", {})}
+    if variant == "zoqo":
+        return {"seed": spec.seed, **spec.zoqo, **over, "bits": bits}
+    opt = variant.partition("/")[0]
+    hp = {"range_mode": spec.baseline_range_mode or spec.zoqo.get("range_mode", "minmax"),
+          "range_factor": spec.zoqo.get("range_factor", 2.0),
+          **(spec.sign if opt == "sign" else spec.adam), **over}
+    bad = sorted(set(hp) - set(BASELINE_HP))
+    if bad:
+        raise WorkloadError(f"zoqo-train: hyper-parameter {bad[0]!r} of {variant} unknown; use {', '.join(BASELINE_HP)}")
+    return hp
+
+
+def holdout_split(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int):
+    """Stratified (train, validation) split of the training set, deterministic in `seed`."""
+    if not 0.0 < fraction < 1.0:
+        raise WorkloadError(f"zoqo-train: val_fraction {fraction} must lie in (0, 1)")
+    from sklearn.model_selection import train_test_split
+    idx = torch.arange(y.shape[0]).numpy()
+    tr, va = train_test_split(idx, test_size=fraction, random_state=seed + 1000, stratify=y.numpy())
+    tr, va = torch.as_tensor(sorted(tr)), torch.as_tensor(sorted(va))
+    return x[tr], y[tr], x[va], y[va]
+
+
 def run_experiment(spec: ExperimentSpec, *, progress: bool = False) -> ExperimentResult:
     with torch_threads(1):
         return _run(spec, progress)
@@ -83,7 +124,12 @@ def run_experiment(spec: ExperimentSpec, *, progress: bool = False) -> Experimen
 
 def _run(spec: ExperimentSpec, progress: bool) -> ExperimentResult:
     x, y = load_dataset(spec.dataset, spec.path, "train", seed=spec.seed)
-    xt, yt = load_dataset(spec.dataset, spec.path, "test", seed=spec.seed)
+    if spec.val_fraction:
+        x, y, xt, yt = holdout_split(x, y, spec.val_fraction, spec.seed)
+        split = "val"
+    else:
+        xt, yt = load_dataset(spec.dataset, spec.path, "test", seed=spec.seed)
+        split = "test"
     if spec.max_train:
         x, y = x[:spec.max_train], y[:spec.max_train]
     classes = int(max(int(y.max()), int(yt.max())) + 1)
@@ -92,8 +138,8 @@ def _run(spec: ExperimentSpec, progress: bool) -> ExperimentResult:
     base = train_float(base, (x, y), epochs=spec.pretrain_epochs, seed=spec.seed, cache_dir=spec.cache_dir,
                        lr=spec.pretrain_lr)
     metrics: dict[str, Any] = {"dataset": spec.dataset, "model": spec.model, "steps": spec.steps,
-                               "batch": spec.batch, "train_size": int(x.shape[0]), "test_size": int(xt.shape[0]),
-                               "pretrained_fp_accuracy": accuracy(base, xt, yt),
+                               "batch": spec.batch, "train_size": int(x.shape[0]), f"{split}_size": int(xt.shape[0]),
+                               "eval_split": split, "pretrained_fp_accuracy": accuracy(base, xt, yt),
                                "pretrain_s": time.perf_counter() - t0, "variants": {}}
     xq, xtq = quantize_input(x), quantize_input(xt)
     calib = x[:256]
@@ -101,13 +147,14 @@ def _run(spec: ExperimentSpec, progress: bool) -> ExperimentResult:
     trace_bits = spec.trace_bits if spec.trace_bits is not None else spec.bits[0]
     kept: ZOQOTrainer | None = None
     order = list(batches(x.shape[0], spec.batch, spec.seed, spec.steps))
-    fp_done: dict[str, ZOBaseline] = {}
+    fp_done: dict[tuple, ZOBaseline] = {}     # FP runs by (optimizer, lr, mu): post-q quantizes them
     for variant in spec.variants:
         for bits in spec.bits:
             key = f"{variant}@b{bits}"
             t1 = time.perf_counter()
             if variant == "zoqo":
-                cfg = ZOQOConfig(**{**spec.zoqo, "bits": bits})
+                hp = variant_hparams(spec, variant, bits)
+                cfg = ZOQOConfig(**hp)
                 trainer = ZOQOTrainer(copy.deepcopy(base), cfg, calib)
                 start = trainer.accuracy(xtq, yt)
                 it = _progress(order, progress, key)
@@ -122,16 +169,17 @@ def _run(spec: ExperimentSpec, progress: bool) -> ExperimentResult:
                 if bits == trace_bits:
                     kept = trainer
                 info = {"start_accuracy": start, "m": {n: s.m for n, s in trainer.state.items()},
-                        "k": {n: s.k for n, s in trainer.state.items()}}
+                        "k": {n: s.k for n, s in trainer.state.items()},
+                        "step_size": {n: s.m * s.group.scale for n, s in trainer.state.items()},
+                        "hp": {k: hp[k] for k in ("lr", "mu", "range_mode") if k in hp}}
             else:
                 opt, _, treat = variant.partition("/")
-                hp = dict(spec.sign if opt == "sign" else spec.adam)
-                if treat in ("fp", "post-q") and opt in fp_done:
-                    runner = fp_done[opt]       # post-q reuses the FP run (quantized once at the end)
+                hp = variant_hparams(spec, variant, bits)
+                fp_key = (opt, hp["lr"], hp["mu"])
+                if treat in ("fp", "post-q") and fp_key in fp_done:
+                    runner = fp_done[fp_key]    # post-q reuses the FP run (quantized once at the end)
                 else:
-                    cfg = ZOBaselineConfig(optimizer=opt, treatment=treat or "fp", bits=bits, seed=spec.seed,
-                                           range_mode=spec.baseline_range_mode or spec.zoqo.get("range_mode", "minmax"),
-                                           range_factor=spec.zoqo.get("range_factor", 2.0), **hp)
+                    cfg = ZOBaselineConfig(optimizer=opt, treatment=treat or "fp", bits=bits, seed=spec.seed, **hp)
                     model = copy.deepcopy(base)
                     groups = {n: make_group(n, p.detach(), bits, cfg.range_mode, cfg.range_factor)
                               for n, p in model.named_parameters()}
@@ -139,25 +187,25 @@ def _run(spec: ExperimentSpec, progress: bool) -> ExperimentResult:
                     for idx in _progress(order, progress, key):
                         runner.step(x[idx], y[idx])
                     if treat in ("fp", "post-q"):
-                        fp_done[opt] = runner
+                        fp_done[fp_key] = runner
                 if treat == "fp":
                     if f"{variant}@fp" in metrics["variants"]:
                         continue
                     key = f"{variant}"
                     acc = accuracy(runner.model, xt, yt)
                     train_acc = accuracy(runner.model, x, y)
-                    info = {}
+                    info = {"hp": {k: hp[k] for k in ("lr", "mu")}}
                 else:
-                    groups = {n: make_group(n, p.detach(), bits, runner.cfg.range_mode, runner.cfg.range_factor)
+                    groups = {n: make_group(n, p.detach(), bits, hp["range_mode"], hp["range_factor"])
                               for n, p in base.named_parameters()}
                     codes = {n: groups[n].quantize(p.detach()) for n, p in runner.model.named_parameters()}
                     acc = _int_accuracy(base, groups, codes, calib, xtq, yt)
                     train_acc = _int_accuracy(base, groups, codes, calib, xq, y)
-                    info = {}
+                    info = {"hp": {k: hp[k] for k in ("lr", "mu", "range_mode")}}
             if key in metrics["variants"]:
                 continue
             metrics["variants"][key] = {"variant": variant, "bits": None if variant.endswith("/fp") else bits,
-                                        "test_accuracy": acc, "train_accuracy": train_acc,
+                                        f"{split}_accuracy": acc, "train_accuracy": train_acc,
                                         "train_s": time.perf_counter() - t1, **info}
     return ExperimentResult(metrics, trace, kept)
 
@@ -179,4 +227,9 @@ def spec_from_dict(raw: dict) -> ExperimentSpec:
     for k in ("hidden", "channels", "bits", "variants"):
         if k in out and out[k] is not None:
             out[k] = tuple(out[k])
+    for key, hp in (out.get("variant_hp") or {}).items():
+        name, _, b = str(key).partition("@b")
+        if name not in DEFAULT_VARIANTS or (b and not b.isdigit()) or not isinstance(hp, dict):
+            raise WorkloadError(f"zoqo-train: variant_hp key {key!r} must be '<variant>' or '<variant>@b<bits>' "
+                                f"mapping to a dict, with variant one of {', '.join(DEFAULT_VARIANTS)}")
     return replace(ExperimentSpec(), **out)

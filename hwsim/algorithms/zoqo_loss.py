@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from hwsim.fixedpoint.transformer_ops import bit_length
 from hwsim.trace import TensorInfo, Trace
 
 LOSSES = ("float", "lut")
@@ -109,11 +110,5 @@ class LutLoss:
 
 
 def _floor_log2(s: torch.Tensor) -> torch.Tensor:
-    """⌊log2 s⌋ for positive int64 by binary search on shifts (integer compares only)."""
-    p = torch.zeros_like(s)
-    v = s.clone()
-    for b in (32, 16, 8, 4, 2, 1):
-        big = v >= (1 << b)
-        v = torch.where(big, v >> b, v)
-        p = p + big.to(torch.int64) * b
-    return p
+    """⌊log2 s⌋ for positive int64 (a count-leading-zeros: integer compares and shifts only)."""
+    return bit_length(s) - 1

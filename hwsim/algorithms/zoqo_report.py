@@ -5,10 +5,11 @@ from __future__ import annotations
 def accuracy_table(metrics: dict) -> str:
     """Markdown: rows = optimizer, columns = FP / Post-Q / Q post updates / Q noise & Q post (b8 / b4)."""
     v = metrics.get("variants", {})
+    acc_key = f"{metrics.get('eval_split', 'test')}_accuracy"
     bits = sorted({m["bits"] for m in v.values() if m.get("bits")}, reverse=True)
 
     def cell(prefix: str) -> str:
-        vals = [v.get(f"{prefix}@b{b}", {}).get("test_accuracy") for b in bits]
+        vals = [v.get(f"{prefix}@b{b}", {}).get(acc_key) for b in bits]
         return " / ".join("—" if a is None else f"{100 * a:.2f}" for a in vals)
 
     head = f"| method | FP | Post-Q. | Q. post updates | Q. noise & Q. post updates |   (b = {' / '.join(map(str, bits))})"
@@ -16,7 +17,7 @@ def accuracy_table(metrics: dict) -> str:
     for opt, label in (("sign", "ZO-Sign"), ("adam", "ZO-Adam")):
         if not any(k.startswith(opt + "/") for k in v):
             continue
-        fp = v.get(f"{opt}/fp", {}).get("test_accuracy")
+        fp = v.get(f"{opt}/fp", {}).get(acc_key)
         lines.append(f"| {label} | {'—' if fp is None else f'{100 * fp:.2f}'} | {cell(opt + '/post-q')} | "
                      f"{cell(opt + '/q-post')} | {cell(opt + '/q-noise')} |")
     if any(k.startswith("zoqo@") for k in v):

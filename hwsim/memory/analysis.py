@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hwsim.errors import HwsimError
+from hwsim.memory.encoded_weights import encoded_constant_bytes
 from hwsim.memory.liveness import Lifetime, lifetimes, live_bytes
 from hwsim.memory.planners import PLANNERS, ArenaPlan, Request, align_up, lower_bound
 from hwsim.memory.tflm_persistent import TflmPersistent, build_for_runtime, is_tflite_trace, tflm_persistent
@@ -124,6 +125,10 @@ def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tfl
     problems: list[str] = []
     buffers, steps = lifetimes(trace, target.memory_for, packing=num.packing,
                                container_bits=num.container_bits, problems=problems)
+    encoded = encoded_constant_bytes(trace, target)
+    for b in buffers:
+        if b.name in encoded:
+            b.nbytes = encoded[b.name]   # the NPU's encoded stream is what the model image stores
     const_mem = target.memory_for("weight")
     for b in buffers:
         if b.kind == "param" and not b.written:
@@ -217,7 +222,7 @@ def analyze(trace: Trace, target: Any, *, planners: Sequence[str] = ("greedy_tfl
         target=target.name, peak_bytes=peak_bytes, peak_step=peak_step, peak_tensors=peak_tensors,
         peak_by_kind=peak_by_kind, arena_memory=arena_mem, arena_bytes=arena_bytes, plans=plans,
         required_bytes=required, capacity_bytes=capacity, spills=spills, timeline=timeline,
-        conventions=_conventions(target, buffers, arena_mem, alignment, runtime_planner, persistent),
+        conventions=_conventions(target, buffers, arena_mem, alignment, runtime_planner, persistent, len(encoded)),
         flags=flags, buffers=buffers)
 
 
@@ -228,7 +233,8 @@ def _aligned_lifetime(b: Lifetime, alignment: int) -> Lifetime:
 
 
 def _conventions(target, buffers: Sequence[Lifetime], arena_mem: str, alignment: int,
-                 runtime_planner: str | None, persistent: TflmPersistent | None = None) -> dict[str, str]:
+                 runtime_planner: str | None, persistent: TflmPersistent | None = None,
+                 n_encoded: int = 0) -> dict[str, str]:
     """One sentence per figure and per tensor kind saying what is counted, where, and how."""
     num = target.numerics
     total_by_kind: dict[str, int] = {}
@@ -262,6 +268,13 @@ def _conventions(target, buffers: Sequence[Lifetime], arena_mem: str, alignment:
                      f"target does not pack: a value narrower than {num.container_bits} bits costs a "
                      f"{num.container_bits}-bit container (wider values round up to whole containers)"),
         "time": "op steps of the trace, in emission order (all phases and training steps on one axis)",
+        "encoded_constants": (
+            f"{n_encoded} weight/bias tensors counted at the size the NPU stores them: the weight codec's "
+            "encoded stream (estimated from the weight values, hwsim.cost.npu_weight_codec; raw where the trace "
+            "names no model file with the values) and the per-channel bias/scale records; the same bytes the cost "
+            "model reads" if n_encoded else
+            "weights and biases counted raw (no compute unit of this target declares weight_compression, or the "
+            "trace names no model file with the weight values)"),
     }
     for kind in TENSOR_KINDS:
         word = _KIND_WORDS.get(kind, kind)

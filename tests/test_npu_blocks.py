@@ -145,8 +145,9 @@ VELA_TOTAL = {
 
 def test_total_cycles_against_vela_headline():
     """Uncalibrated profiles vs Vela on 3 NPUs x 5 MLPerf Tiny models: 14/15 within +-15 %, median
-    |error| under 8 %. The one known miss (VWW on U65, -29 %) is Vela's first conv, bound by
-    short-burst reads of a 3-channel NHWC input that hwsim does not model (VALIDATION.md)."""
+    |error| under 8 %, none beyond 25 %. The one known miss (KWS on U65, -22 %) is the compute-bound
+    remainder (per-OFM-block overheads, global average pool) that DRAM-priced activations used to
+    hide before U65 feature maps moved to SRAM (VALIDATION.md)."""
     from hwsim.emulator import Emulator
 
     traces = {m: Emulator.from_tflite(MODELS / f"{m}.tflite").trace_only() for m in VELA_TOTAL["ethos-u55-128"]}
@@ -158,3 +159,4 @@ def test_total_cycles_against_vela_headline():
     within = [k for k, e in errors.items() if abs(e) <= 0.15]
     assert len(within) >= 14, errors
     assert statistics.median(abs(e) for e in errors.values()) < 0.08, errors
+    assert max(abs(e) for e in errors.values()) < 0.25, errors

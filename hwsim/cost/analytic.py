@@ -107,7 +107,8 @@ def price_trace(trace: Trace, target, *, memory=None) -> tuple[list[OpEvent], li
     if not target.runtime_efficiency.fitted_on and not target.runtime_efficiency.compute:
         pricer.flags.append({"kind": "uncalibrated", "key": target.name,
                              "message": f"{target.name} is not calibrated: kernels are assumed to reach the "
-                                        "profile's peak throughput, so latency is an optimistic lower bound; "
+                                        "profile's peak throughput (on NPUs with `blocks`: peak per used "
+                                        "MAC-array micro-block), so latency is an optimistic lower bound; "
                                         "use a profile from targets/calibrated/ "
                                         "or `hwsim calibrate` for predictions"})
     if peaks is None:

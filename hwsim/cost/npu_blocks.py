@@ -133,3 +133,167 @@ def part_seconds(ev: OpEvent, unit, op_class: str, run_fmt: str, peak_seconds: f
     if cycles is None:
         return peak_seconds
     return cycles / (unit.count * efficiency * unit.clock_hz)
+
+
+# ---- IFM re-fetch from an off-chip memory level -------------------------------------------------
+def _round_up(a: int, b: int) -> int:
+    return _ceil_div(a, b) * b
+
+
+def _conv_geometry(ev: OpEvent, blocks, ifm_bits: int) -> dict | None:
+    """IFM/OFM extents, kernel, stride and traversal of a conv-like event with NHWC shapes (None
+    otherwise). The stride is the IFM / OFM size ratio (the trace carries no stride)."""
+    kind = CONV_OPS.get(ev.op)
+    if kind is None:
+        return None
+    ifm, weight, ofm = _feature_maps(ev)
+    if ifm is None or ofm is None or len(ifm.shape) != 4 or len(ofm.shape) != 4:
+        return None
+    _, ih, iw, ic = ifm.shape
+    oh, ow, oc = _ofm_hwc(ofm.shape)
+    if kind == "pool":
+        macs = sum(n for (cls, _), n in ev.work.items() if n)
+        taps = max(1, round(macs / max(1, oh * ow * oc)))
+        kh = ih if oh * ow == 1 else max(1, round(taps ** 0.5))
+        kw = max(1, _ceil_div(taps, kh))
+    elif weight is not None and len(weight.shape) == 4:
+        kh, kw = weight.shape[1], weight.shape[2]
+    else:
+        return None
+    part_kernel = False
+    if kind == "conv":
+        # the traversal npu_blocks.mac_array_cycles takes (fewer steps), which sets the IFM-block depth
+        subs = _sub_kernels(kh, kw, blocks.sub_kernel)
+        depth = weight.shape[3]
+        taps_per_step = max(1, blocks.dot_product_bits // (ifm_bits * blocks.part_kernel_depth))
+        pk = sum(_ceil_div(t, taps_per_step) for t in subs) * _ceil_div(depth, blocks.part_kernel_depth)
+        df = sum(subs) * _ceil_div(depth, max(1, blocks.dot_product_bits // ifm_bits))
+        part_kernel = pk < df
+    return {"kind": kind, "ifm": (ih, iw, ic), "ofm": (oh, ow, oc), "kernel": (kh, kw),
+            "stride": (max(1, round(ih / oh)), max(1, round(iw / ow))), "part_kernel": part_kernel}
+
+
+def _ifm_block(g: dict, bh: int, bw: int, bd: int, blocks, fetch, ifm_bits: int) -> tuple[int, int, int]:
+    """IFM block (h, w, depth) an OFM block of bh x bw x bd reads: grown by the (sub-)kernel halo,
+    rounded up to the IFM micro-block; depth: the traversal's IFM-block depth (convs) or the OFM
+    block depth (depthwise/pool)."""
+    (kh, kw), (sh, sw) = g["kernel"], g["stride"]
+    ub = fetch.ifm_micro_block
+    h = _round_up((bh - 1) * sh + min(kh, blocks.sub_kernel[0]), ub.height)
+    w = _round_up((bw - 1) * sw + min(kw, blocks.sub_kernel[1]), ub.width)
+    if g["kind"] != "conv":
+        return h, w, bd
+    per_step = fetch.part_kernel_ifm_block_depth if g["part_kernel"] else max(1, blocks.dot_product_bits // ifm_bits)
+    return h, w, _round_up(min(g["ifm"][2], per_step), ub.depth)
+
+
+def _fits_shram(ifm_blk: tuple[int, int, int], bh: int, bw: int, bd: int, fetch, ifm_bits: int) -> bool:
+    """Double-buffered IFM block and accumulators fit the shared buffer's banks."""
+    ih, iw, idp = ifm_blk
+    ifm_banks = _round_up(_ceil_div(ih * iw * _round_up(idp * ifm_bits // 8, 8), fetch.shram_bank_bytes) * 2,
+                          fetch.ifm_bank_granule)
+    acc_banks = _round_up(_ceil_div(bh * bw * _round_up(bd, 8) * fetch.acc_bits // 8, fetch.shram_bank_bytes) * 2,
+                          fetch.acc_bank_granule)
+    return ifm_banks + acc_banks + fetch.shram_reserved_banks <= fetch.shram_banks
+
+
+_BLOCK_CACHE: dict[tuple, tuple[int, int, int]] = {}
+
+
+def choose_ofm_block(g: dict, blocks, fetch, ifm_bits: int) -> tuple[int, int, int]:
+    """The OFM block of `_search_ofm_block`, cached per geometry and profile numbers (the search
+    walks up to a few thousand candidates; sweeps price the same layer many times)."""
+    key = (tuple(sorted(g.items())), ifm_bits, blocks.model_dump_json(exclude={"ifm_fetch"}), fetch.model_dump_json())
+    if key not in _BLOCK_CACHE:
+        if len(_BLOCK_CACHE) > 4096:
+            _BLOCK_CACHE.clear()
+        _BLOCK_CACHE[key] = _search_ofm_block(g, blocks, fetch, ifm_bits)
+    return _BLOCK_CACHE[key]
+
+
+def _search_ofm_block(g: dict, blocks, fetch, ifm_bits: int) -> tuple[int, int, int]:
+    """OFM block (h, w, depth): the least IFM + weight fetch per OFM element among blocks up to
+    `ofm_block_max` (multiples of the micro-block; depths below the OFM depth multiples of
+    `ofm_split_depth`) that fit the SHRAM. Ties keep the first found (smallest depth, height, width)."""
+    oh, ow, oc = g["ofm"]
+    ih, iw, ic = g["ifm"]
+    kh, kw = g["kernel"]
+    ub, mx = blocks.ofm_micro_block, fetch.ofm_block_max
+    sh_, sw_, sd_ = (_round_up(min(oh, mx.height), ub.height), _round_up(min(ow, mx.width), ub.width),
+                     _round_up(min(oc, mx.depth), ub.depth))
+    repeats = len(_sub_kernels(kh, kw, blocks.sub_kernel))
+    weight_taps = kh * kw if g["kind"] != "pool" else 0
+    best, best_cost = None, float("inf")
+    depth = max(ub.depth, min(sd_, fetch.ofm_split_depth))
+    if depth < oc:
+        depth = _round_up(depth, fetch.ofm_split_depth)
+    while depth <= sd_:
+        for bh in range(ub.height, sh_ + 1, ub.height):
+            for bw in range(ub.width, sw_ + 1, ub.width):
+                ifm_blk = _ifm_block(g, bh, bw, depth, blocks, fetch, ifm_bits)
+                if not _fits_shram(ifm_blk, bh, bw, depth, fetch, ifm_bits):
+                    continue
+                full_xy = _ceil_div(oh, bh) * _ceil_div(ow, bw)
+                frac_xy = (oh / bh) * (ow / bw)
+                ifm_cost = ifm_blk[0] * ifm_blk[1] * ic * repeats * frac_xy
+                w_cost = weight_taps * ic * full_xy
+                if g["kind"] == "conv":
+                    ifm_cost *= _ceil_div(oc, depth)
+                    w_cost *= depth * (oc / depth)
+                cost = (ifm_cost + w_cost) / (oh * ow * oc)
+                if ih * iw * ic < 2 * ifm_blk[0] * ifm_blk[1] * ifm_blk[2]:
+                    cost /= 2
+                if cost < best_cost:
+                    best, best_cost = (bh, bw, depth), cost
+        depth += ub.depth
+        if depth < oc:
+            depth = _round_up(depth, fetch.ofm_split_depth)
+    return best if best is not None else (ub.height, ub.width, ub.depth)
+
+
+def ifm_fetch_plan(ev: OpEvent, blocks, ifm_bits: int) -> dict | None:
+    """How a conv-like op fetches its IFM block by block (None when the op is not one or the
+    profile has no `ifm_fetch` block): the OFM block, OFM block count, the IFM block as fetched
+    (clipped to the IFM), the IFM depth and sub-kernel repeats.
+
+    Rule (as Vela 5.2 counts element access per OFM block): every OFM block reads the full IFM
+    block it needs, clipped to the IFM, with all IFM channels, once per sub-kernel; convs do so
+    for every OFM block along the channel axis too, depthwise/pooling ops per spatial block."""
+    fetch = getattr(blocks, "ifm_fetch", None) if blocks is not None else None
+    g = _conv_geometry(ev, blocks, ifm_bits) if fetch is not None else None
+    if g is None:
+        return None
+    oh, ow, oc = g["ofm"]
+    ih, iw, ic = g["ifm"]
+    bh, bw, bd = choose_ofm_block(g, blocks, fetch, ifm_bits)
+    fh, fw, fd = _ifm_block(g, bh, bw, bd, blocks, fetch, ifm_bits)
+    n = _ceil_div(oh, bh) * _ceil_div(ow, bw) * (_ceil_div(oc, bd) if g["kind"] == "conv" else 1)
+    return {"ofm_block": (bh, bw, bd), "blocks": n, "ifm_block": (min(fh, ih), min(fw, iw), fd),
+            "ifm_depth": ic, "repeats": len(_sub_kernels(*g["kernel"], blocks.sub_kernel))}
+
+
+def ifm_fetch_bytes(ev: OpEvent, blocks, level: str, ifm_bits: int) -> float | None:
+    """Bytes moved over memory level `level` to fetch the IFM of `ev` block by block, or None when
+    the plain IFM size applies (no `ifm_fetch` block, level not listed in its `burst_bytes`, or
+    not a conv-like op with NHWC shapes).
+
+    bytes = OFM blocks x sub-kernels x IFM block (h x w x all IFM channels) x burst factor; the
+    burst factor is burst_bytes / min(burst_bytes, IFM-block depth in bytes): a burst carries at
+    most one IFM-block depth of one pixel (Vela's NHWC read efficiency), so a shallow IFM wastes
+    most of each burst."""
+    fetch = getattr(blocks, "ifm_fetch", None) if blocks is not None else None
+    if fetch is None or level not in fetch.burst_bytes:
+        return None
+    plan = ifm_fetch_plan(ev, blocks, ifm_bits)
+    if plan is None:
+        return None
+    bh, bw, bd = plan["ifm_block"]
+    elem_bytes = ifm_bits / 8
+    burst = fetch.burst_bytes[level]
+    factor = burst / min(burst, bd * elem_bytes)
+    return plan["blocks"] * plan["repeats"] * bh * bw * plan["ifm_depth"] * elem_bytes * factor
+
+
+def ifm_of(ev: OpEvent) -> TensorInfo | None:
+    """The IFM of a conv-like event (None for other ops), for the pricer's IFM-fetch hook."""
+    return _feature_maps(ev)[0] if ev.op in CONV_OPS else None

@@ -218,7 +218,14 @@ class Pricer:
                 nbytes = npu_weight_codec.stored_bytes(self, tensor, codec, nbytes, op_flags)
             # -- end NPU hook
             for level, share in self.levels_for(tensor.kind):
-                reads[level] = reads.get(level, 0.0) + nbytes * share
+                level_bytes = nbytes
+                # -- NPU hook: IFM re-fetched per OFM block, in bursts, from an off-chip level (hwsim.cost.npu_blocks)
+                blocks = t.compute[unit_name].blocks
+                if blocks is not None and blocks.ifm_fetch is not None and tensor is npu_blocks.ifm_of(ev):
+                    fetched = npu_blocks.ifm_fetch_bytes(ev, blocks, level, tensor.bits)
+                    level_bytes = nbytes if fetched is None else fetched
+                # -- end NPU hook
+                reads[level] = reads.get(level, 0.0) + level_bytes * share
                 if tensor.kind in ("weight", "bias"):
                     weight_reads[level] = weight_reads.get(level, 0.0) + nbytes * share
         for tensor in ev.writes:

@@ -210,6 +210,37 @@ class NpuBlocks(_Model):
     part_kernel_depth: int = Field(ge=1, description="IFM channels per step in part-kernel-first traversal")
     depthwise_taps: int = Field(ge=1, description="kernel taps per depthwise step at 8-bit IFM")
     sub_kernel: list[int] = Field(min_length=2, max_length=2, description="largest kernel [height, width] run at once")
+    ifm_fetch: Optional["NpuIfmFetch"] = Field(
+        None, description="IFM re-fetch per OFM block and burst length of off-chip levels (hwsim.cost.npu_blocks)"
+    )
+
+
+class NpuIfmFetch(_Model):
+    """How an Ethos-U style NPU fetches an IFM that lives off chip (DRAM/flash), block by block.
+
+    Why: the NPU reads the IFM block (OFM block grown by the kernel halo) anew for every OFM block,
+    in AXI bursts of at most one IFM-block depth of contiguous NHWC bytes, and an off-chip memory
+    moves whole bursts of `burst_bytes[level]`: a 3-channel camera image in DRAM costs far more than
+    its size. The OFM block is the one with the least IFM + weight fetch per output element whose
+    double-buffered IFM block and accumulators fit the shared buffer (SHRAM) banks.
+    `hwsim.cost.npu_blocks.ifm_fetch_bytes` prices these bytes for IFMs held in a level listed in
+    `burst_bytes`; IFMs in on-chip SRAM keep their plain size.
+    """
+
+    ofm_block_max: MicroBlock = Field(description="largest OFM block (height, width, channels)")
+    ofm_split_depth: int = Field(ge=1, description="OFM block depths below the OFM depth are multiples of this")
+    ifm_micro_block: MicroBlock = Field(description="granule the IFM block height/width/depth are rounded up to")
+    part_kernel_ifm_block_depth: int = Field(
+        ge=1, description="IFM channels one IFM block holds in part-kernel-first traversal (depth-first: "
+        "dot_product_bits / IFM bits)"
+    )
+    shram_banks: int = Field(ge=1, description="shared-buffer banks usable for IFM + accumulators + reserved")
+    shram_bank_bytes: int = Field(ge=1)
+    shram_reserved_banks: int = Field(ge=0, description="banks reserved at the start (output) plus the end (LUT)")
+    ifm_bank_granule: int = Field(ge=1, description="IFM bank count granule (8-bit IFM)")
+    acc_bank_granule: int = Field(ge=1, description="accumulator bank count granule (32-bit accumulators)")
+    acc_bits: int = Field(ge=8, description="accumulator width in bits")
+    burst_bytes: dict[str, int] = Field(description="memory level -> burst length in bytes (off-chip levels only)")
 
 
 class WeightCompression(_Model):
@@ -486,6 +517,16 @@ def cross_check(t: Target) -> list[tuple[tuple[Any, ...], Any, str]]:
             problems.append(
                 (("placement", role), mem, f"{role} are written at run time but {mem!r} is flash; use one of {writable}")
             )
+    for uname, unit in t.compute.items():
+        fetch = unit.blocks.ifm_fetch if unit.blocks is not None else None
+        for level in (fetch.burst_bytes if fetch is not None else {}):
+            if level not in t.memories:
+                problems.append((("compute", uname, "blocks", "ifm_fetch", "burst_bytes", level), level,
+                                 f"memory {level!r} does not exist; defined memories: {names}"))
+            elif t.memories[level].kind in ("sram", "tcm", "cache"):
+                problems.append((("compute", uname, "blocks", "ifm_fetch", "burst_bytes", level), level,
+                                 f"{level!r} is on-chip {t.memories[level].kind}; list only off-chip levels "
+                                 "(dram, flash, hbm) whose bursts the IFM fetch is priced in"))
     for level, eff in t.runtime_efficiency.memory.items():
         if level not in t.memories:
             problems.append(

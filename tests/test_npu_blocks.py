@@ -28,8 +28,9 @@ MODELS = Path(__file__).parent / "data" / "mlperf_tiny"
 NPUS = ["ethos-u55-128", "ethos-u55-256", "ethos-u65-256"]
 
 
-def _conv_event(ifm, weight, ofm, op="conv2d") -> OpEvent:
-    reads = (TensorInfo("x", ifm, 8, "activation", "int8"), TensorInfo("w", weight, 8, "weight", "int8"),
+def _conv_event(ifm, weight, ofm, op="conv2d", ifm_kind="activation") -> OpEvent:
+    """A conv/depthwise event with the operand shapes the pricer reads (MACs = output elements)."""
+    reads = (TensorInfo("x", ifm, 8, ifm_kind, "int8"), TensorInfo("w", weight, 8, "weight", "int8"),
              TensorInfo("b", (ofm[-1],), 32, "bias", "int32"))
     macs = 1
     for d in ofm:

@@ -22,20 +22,16 @@ import pytest
 from hwsim.cost.npu_blocks import ifm_fetch_bytes, ifm_fetch_plan
 from hwsim.cost.pricing import Pricer
 from hwsim.target import load_target
-from hwsim.trace import OpEvent, TensorInfo
+from hwsim.trace import OpEvent
+
+from test_npu_blocks import _conv_event
 
 MODELS = Path(__file__).parent / "data" / "mlperf_tiny"
 U65 = "ethos-u65-256"
 
 
 def _event(ifm, weight, ofm, op="conv2d", ifm_kind="input") -> OpEvent:
-    reads = (TensorInfo("x", ifm, 8, ifm_kind, "int8"), TensorInfo("w", weight, 8, "weight", "int8"),
-             TensorInfo("b", (ofm[-1],), 32, "bias", "int32"))
-    macs = 1
-    for d in ofm:
-        macs *= d
-    return OpEvent(op, "t", "forward", reads, (TensorInfo("y", ofm, 8, "activation", "int8"),),
-                   {("mac" if op != "depthwise_conv2d" else "dw_mac", "int8"): macs})
+    return _conv_event(ifm, weight, ofm, op, ifm_kind)
 
 
 def _brute_force_elements(ifm, kernel, stride, ofm, ofm_block, granule, conv: bool, sub_kernel=8) -> int:

@@ -75,7 +75,8 @@ def mac_array_cycles(ev: OpEvent, blocks, ifm_bits: int) -> float | None:
     bit_scale = max(1, ifm_bits // 8)
 
     if kind == "pool":
-        # one kernel tap per cycle per micro-block, at least one step
+        # `pool_tap_cycles` cycles per kernel tap per micro-block (a sub-kernel costs at least one
+        # step's worth of taps), x2 at 16-bit
         macs = sum(n for (cls, _), n in ev.work.items() if n)
         outs = oh * ow * oc
         if outs == 0 or macs == 0:
@@ -85,7 +86,7 @@ def mac_array_cycles(ev: OpEvent, blocks, ifm_bits: int) -> float | None:
         kh = ih if oh * ow == 1 else max(1, round(taps ** 0.5))
         kw = max(1, _ceil_div(taps, kh))
         per_ublock = sum(max(blocks.step_cycles, t) for t in _sub_kernels(kh, kw, blocks.sub_kernel))
-        return float(per_ublock * ublocks_xy * ublocks_z * bit_scale)
+        return float(per_ublock * blocks.pool_tap_cycles * ublocks_xy * ublocks_z * bit_scale)
 
     if kind == "depthwise":
         kh, kw = (weight.shape[1], weight.shape[2]) if len(weight.shape) == 4 else (1, 1)
@@ -297,3 +298,22 @@ def ifm_fetch_bytes(ev: OpEvent, blocks, level: str, ifm_bits: int) -> float | N
 def ifm_of(ev: OpEvent) -> TensorInfo | None:
     """The IFM of a conv-like event (None for other ops), for the pricer's IFM-fetch hook."""
     return _feature_maps(ev)[0] if ev.op in CONV_OPS else None
+
+
+def last_block_outputs(ev: OpEvent, blocks) -> int | None:
+    """OFM elements of one OFM block of a conv/depthwise/pool op (the block of `ifm_fetch_plan`,
+    clipped to the OFM), or None without an `ifm_fetch` block or NHWC shapes.
+
+    Why: the NPU pipelines the output stage of OFM block n with the MAC engine on block n + 1, so
+    an op whose MAC engine is the bottleneck still waits for the output stage of its last block:
+    Vela 5.2 adds one block's output cycles to the op (its debug database's mac_cycles = MAC
+    cycles of all blocks + output cycles of one block, e.g. KWS's pointwise conv on ethos-u65-256:
+    2,496 + 10 x 5 x 64 / 4 = 3,296)."""
+    ifm = ifm_of(ev)
+    if ifm is None:
+        return None
+    plan = ifm_fetch_plan(ev, blocks, ifm.bits)
+    if plan is None:
+        return None
+    (bh, bw, bd), (oh, ow, oc) = plan["ofm_block"], _ofm_hwc(ev.writes[0].shape)
+    return min(bh, oh) * min(bw, ow) * min(bd, oc)

@@ -202,6 +202,13 @@ class Pricer:
             compute_s += secs
             compute_e += energy
         compute_s = max(compute_s, staged_s)
+        # -- NPU hook: the output stage of the last OFM block does not overlap the MAC engine (hwsim.cost.npu_blocks)
+        npu = t.compute[unit_name]
+        if stage is not None and npu.blocks is not None and npu.blocks.ifm_fetch is not None:
+            drain = npu_blocks.last_block_outputs(ev, npu.blocks)
+            if drain:
+                compute_s += drain / (npu.count * stage.per_cycle * npu.clock_hz)
+        # -- end NPU hook
         # -- MCU kernel hook: per-output requantise/clamp/store of a MAC op on a CPU (runtime_efficiency)
         if t.runtime_efficiency.per_output_overhead_s and t.compute[unit_name].kind == "cpu":
             compute_s += mcu_kernels.output_elements(ev) * t.runtime_efficiency.per_output_overhead_s

@@ -210,6 +210,9 @@ class NpuBlocks(_Model):
     part_kernel_depth: int = Field(ge=1, description="IFM channels per step in part-kernel-first traversal")
     depthwise_taps: int = Field(ge=1, description="kernel taps per depthwise step at 8-bit IFM")
     sub_kernel: list[int] = Field(min_length=2, max_length=2, description="largest kernel [height, width] run at once")
+    pool_tap_cycles: int = Field(
+        1, ge=1, description="cycles per kernel tap per micro-block of a pooling op at 8-bit IFM (x2 at 16-bit)"
+    )
     ifm_fetch: Optional["NpuIfmFetch"] = Field(
         None, description="IFM re-fetch per OFM block and burst length of off-chip levels (hwsim.cost.npu_blocks)"
     )

@@ -40,6 +40,7 @@ from hwsim.algorithms.attack_qmodel import IntegerClassifier
 from hwsim.algorithms.attack_setup import DATASET_DEFAULTS, prepare
 from hwsim.algorithms.attack_table import (Cell, cells_csv, table_rows, to_csv, to_markdown)
 from hwsim.algorithms.attacks import METHODS, AttackParams
+from hwsim.algorithms.zoqo_loss import cross_entropy_work
 from hwsim.errors import WorkloadError
 from hwsim.trace import TensorInfo, Trace
 from hwsim.workloads import WorkloadRun, register_runner
@@ -101,9 +102,7 @@ def attack_query_trace(qmodel: IntegerClassifier, x: torch.Tensor, bits: int, ep
         lg = TensorInfo(f"{qmodel.name}.logits", tuple(logits.shape), 32, "output", "int32")
         loss = TensorInfo("attack.loss", (1,), 32, "scratch", "fp32")
         trace.alloc(loss)
-        trace.op("cross_entropy", "attack.loss", [lg], [loss],
-                 # dequantize k logits, max-subtract, k exp + sum, 1 log, pick: FP elementwise work
-                 {("elementwise", "fp32"): 5 * k + 3}, layer="attack")
+        trace.op("cross_entropy", "attack.loss", [lg], [loss], cross_entropy_work(1, k), layer="attack")
         trace.op("compare_loss", "attack.compare", [loss], [], {("compare", "fp32"): 1}, layer="attack")
         trace.free(query)
     return trace

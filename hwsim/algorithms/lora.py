@@ -53,6 +53,7 @@ def opt_lora_step_trace(*, bits: int = 8, batch: int = 16, seq: int = 64, rank: 
                         targets: tuple[str, ...] = ("q_proj", "v_proj"), k: int = 1, config: str = "opt-1.3b",
                         loss: str = "float", classes: int = 2, rng_chunk: int = 4096) -> Trace:
     """Events of one ZOQO LoRA step, shapes only (no payloads)."""
+    from hwsim.algorithms.zoqo_loss import cross_entropy_work
     from hwsim.models.opt import LoRAConfig, OPTConfig, opt_forward, weight_infos
 
     cfg = OPTConfig.opt_1_3b(batch=batch, seq=seq) if config == "opt-1.3b" else OPTConfig.tiny(batch=batch, seq=seq)
@@ -90,9 +91,7 @@ def opt_lora_step_trace(*, bits: int = 8, batch: int = 16, seq: int = 64, rank: 
             li = TensorInfo(f"loss{tag}", (1,), 32, "scratch", "fp32" if loss == "float" else "int32")
             tr.alloc(li)
             # classification loss on the label words' logits at the last position (train_as_classification)
-            w = {("elementwise", "fp32"): 5 * batch * classes + 3 * batch} if loss == "float" else \
-                {("elementwise", "int32"): 3 * batch * classes + 8 * batch, ("lookup", "int16"): batch * (classes + 1)}
-            tr.op("cross_entropy", f"loss{tag}", [f.logits_info], [li], w)
+            tr.op("cross_entropy", f"loss{tag}", [f.logits_info], [li], cross_entropy_work(batch, classes, loss))
             tr.free(f.logits_info)
         tr.op("compare_losses", "sigma", [], [], {("compare", "fp32" if loss == "float" else "int32"): 1})
     with tr.phase("update"):

@@ -23,6 +23,22 @@ from hwsim.trace import TensorInfo, Trace
 LOSSES = ("float", "lut")
 
 
+def cross_entropy_work(n: int, c: int, loss: str = "float") -> dict[tuple[str, str], int]:
+    """Work of the cross-entropy of n examples over c logits, by (op class, format).
+
+    Why one function: every trace that charges a loss (ZOQO, LoRA, OPT shapes-only, attacks, the
+    memory comparison) must price it the same way. "float": dequantize, max-subtract, exp, sum,
+    log, gather+subtract, mean ≈ 5 per logit + 3 per example, plus the max search (1 compare per
+    logit). "lut": the integer surrogate of `LutLoss` — max search and the 17-step normalisation
+    compares, 3 integer ops per logit + 8 per example, one exp lookup per logit and one log lookup
+    per example.
+    """
+    if loss == "lut":
+        return {("compare", "int32"): n * c + 17 * n, ("elementwise", "int32"): 3 * n * c + 8 * n,
+                ("lookup", "int16"): n * c + n}
+    return {("elementwise", "fp32"): 5 * n * c + 3 * n, ("compare", "fp32"): n * c}
+
+
 def float_ce(logits: torch.Tensor, y: torch.Tensor, logit_scale: float, trace: Trace | None = None,
              tag: str = "") -> float:
     """Mean fp32 cross-entropy of dequantized integer logits (float work charged to the trace)."""
@@ -33,9 +49,7 @@ def float_ce(logits: torch.Tensor, y: torch.Tensor, logit_scale: float, trace: T
         zi = TensorInfo(f"logits{tag}", (n, c), 16, "output", "int16")
         li = TensorInfo(f"loss{tag}", (1,), 32, "scratch", "fp32")
         trace.alloc(li)
-        # dequantize, max-subtract, exp, sum, log, gather+subtract, mean: ≈ 5 per logit + 3 per example
-        trace.op("cross_entropy", f"loss{tag}", [zi], [li],
-                 {("elementwise", "fp32"): 5 * n * c + 3 * n, ("compare", "fp32"): n * c})
+        trace.op("cross_entropy", f"loss{tag}", [zi], [li], cross_entropy_work(n, c))
     return loss
 
 
@@ -89,9 +103,7 @@ class LutLoss:
             zi = TensorInfo(f"logits{tag}", (n, c), 16, "output", "int16")
             li = TensorInfo(f"loss{tag}", (1,), 64, "scratch", "int64")
             trace.alloc(li)
-            trace.op("cross_entropy_lut", f"loss{tag}", [zi], [li],
-                     {("compare", "int32"): n * c + 17 * n, ("elementwise", "int32"): 3 * n * c + 8 * n,
-                      ("lookup", "int16"): n * c + n})
+            trace.op("cross_entropy_lut", f"loss{tag}", [zi], [li], cross_entropy_work(n, c, "lut"))
         return int(ce.sum())
 
 

@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from hwsim.algorithms.zoqo import ZOQOConfig, ZOQOTrainer
 from hwsim.algorithms.zoqo_forward import quantize_input
+from hwsim.algorithms.zoqo_loss import cross_entropy_work
 from hwsim.errors import WorkloadError
 from hwsim.trace import AllocEvent, FreeEvent, TensorInfo, Trace
 
@@ -107,7 +108,7 @@ def backprop_trace(dims: Sequence[int], batch: int, *, mode: str, bits: int = 8,
             acts.append(a)
         loss = TensorInfo("loss", (1,), 32, "scratch", "fp32")
         t.alloc(loss)
-        t.op("cross_entropy", "loss", [acts[-1]], [loss], {("elementwise", "fp32"): 5 * batch * dims[-1]})
+        t.op("cross_entropy", "loss", [acts[-1]], [loss], cross_entropy_work(batch, dims[-1]))
     with t.phase("backward"):
         g = TensorInfo(f"da{len(layers) - 1}", (batch, dims[-1]), 32, "gradient", "fp32")
         t.alloc(g)

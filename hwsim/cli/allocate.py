@@ -14,6 +14,8 @@ from typing import Optional
 
 import typer
 
+from hwsim.cli._choices import TableOrJson
+
 from hwsim.errors import HwsimError
 
 
@@ -109,7 +111,7 @@ def register(app: typer.Typer) -> None:
                                                    "uniform otherwise)."),
         objective: str = typer.Option("rank", "--objective", help="rank (paper: Σ sens×rank) or bits."),
         solver: str = typer.Option("highs", "--solver", help="highs (in-process) or cbc (PuLP)."),
-        fmt: str = typer.Option("table", "--format", help="table or json."),
+        fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
         first_last_bits: int = typer.Option(16, "--first-last-bits", help="Fixed width of the first and "
                                             "last layers (paper: 16); 0 lets the ILP choose them too."),
     ) -> None:
@@ -117,8 +119,6 @@ def register(app: typer.Typer) -> None:
         from hwsim.ilp import Allocator, format_value
         from hwsim.phi import parse_budget, parse_budget_items, phi_table
 
-        if fmt not in ("table", "json"):
-            raise HwsimError(f"--format {fmt!r}: use table or json")
         try:
             support = tuple(sorted({int(b) for b in bits.split(",") if b.strip()}))
         except ValueError:
@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
             "slack": alloc.slack, "binding": alloc.binding, "duals": alloc.duals,
             "units": phi.units, "status": alloc.status,
         }
-        if fmt == "json":
+        if fmt is TableOrJson.json:
             typer.echo(json.dumps(out, indent=2))
             return
         u = phi.units

@@ -14,6 +14,8 @@ from typing import List, Optional
 
 import typer
 
+from hwsim.cli._choices import TableOrJson
+
 DEFAULT_TARGET = "stm32l4r5"
 #: The embedded default job (no --model / --workload): integer-only ZOQO training of an MLP on
 #: scikit-learn's bundled digits, on the workload's own target (stm32h743).
@@ -23,11 +25,6 @@ DEFAULT_WORKLOAD = "workloads/zoqo-train-digits.yaml"
 class Engine(str, Enum):
     analytic = "analytic"
     des = "des"
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
 
 
 def _load_workload(path: Path) -> dict:
@@ -84,7 +81,7 @@ def simulate_cmd(
                                   help="analytic (roofline per op) or des (simpy: DMA/compute overlap, contention)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Report folder (default reports/<workload>-<target>-<timestamp>/)."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (terminal) or json (one object on stdout)."),
+    fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", "-f", help="table (terminal) or json (one object on stdout)."),
     no_report: bool = typer.Option(False, "--no-report", help="Write no report folder (print only)."),
     quick: bool = typer.Option(False, "--quick", help="Ask the workload runner for a short run (e.g. fewer steps)."),
 ) -> None:
@@ -151,8 +148,8 @@ def simulate_cmd(
         source.update(model=str(path))
     sim = simulate_trace(trace, tgt, name=name, budgets=budgets, engine=engine.value, repeat=repeat,
                          metrics=metrics, source=source, conventions=conventions)
-    table = render_table(sim) if fmt == Format.table or not no_report else None
-    if fmt == Format.json:
+    table = render_table(sim) if fmt == TableOrJson.table or not no_report else None
+    if fmt == TableOrJson.json:
         typer.echo(to_json(sim))
     else:
         typer.echo(table)

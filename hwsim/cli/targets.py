@@ -12,6 +12,8 @@ from typing import Any, List, Optional
 
 import typer
 
+from hwsim.cli._choices import TableOrJson
+
 targets_app = typer.Typer(
     name="targets",
     help="Device profiles: list, show (fully resolved, SI units), validate, JSON Schema.",
@@ -26,11 +28,6 @@ class KindOpt(str, Enum):
     gpu = "gpu"
 
 
-class ListFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
 class ShowFormat(str, Enum):
     yaml = "yaml"
     json = "json"
@@ -39,14 +36,14 @@ class ShowFormat(str, Enum):
 @targets_app.command("list")
 def list_cmd(
     kind: Optional[KindOpt] = typer.Option(None, "--kind", help="Only profiles of this kind."),
-    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table (human) or json (list of objects)."),
+    fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table (human) or json (list of objects)."),
     show_all: bool = typer.Option(False, "--all", help="Also list abstract family/base profiles."),
 ) -> None:
     """List profiles on the search path (repo targets/ plus $HWSIM_TARGETS_PATH)."""
     from hwsim.target import list_targets
 
     entries = list_targets(kind.value if kind else None, include_abstract=show_all)
-    if fmt is ListFormat.json:
+    if fmt is TableOrJson.json:
         rows = [
             {"name": e.name, "kind": e.kind, "path": str(e.path), "abstract": e.abstract, "description": e.description}
             for e in entries

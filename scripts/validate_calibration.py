@@ -29,10 +29,13 @@ from hwsim.cost.calibrate import (  # noqa: E402
     KERNEL_PARAMS,
     Measurement,
     calibrate,
+    cpu_kernel_unit,
     leave_one_out,
     profile_yaml,
     trace_for,
+    with_kernel_table,
 )
+from hwsim.runtimes import cmsis_nn_version  # noqa: E402
 from hwsim.target import load_target  # noqa: E402
 from validation_md import write_block  # noqa: E402
 
@@ -44,21 +47,36 @@ VALIDATION = REPO / "VALIDATION.md"
 #: substring of the CSV `board` column (upper case, no spaces/dashes) -> shipped target
 BOARD_TARGETS = {"L4R5": "stm32l4r5", "H7A3": "stm32h7a3", "U575": "stm32u575", "F746": "stm32f746",
                  "NRF5340": "nrf5340"}
-#: (parameters, flash stalls on?, CPU kernel model on?) — stalls off = the profiles with
-#: `stalls_compute: false` on every level (weight reads overlap compute: the model before flash
-#: wait states were priced); kernel model off = every MAC priced at the profile's peak rate / efficiency.
+#: (parameters, flash stalls on?, CPU kernel model on?, filter re-read per output-pixel group?,
+#: kernel table by CMSIS-NN version?) — stalls off = the profiles with `stalls_compute: false` on
+#: every level (weight reads overlap compute: the model before flash wait states were priced); kernel
+#: model off = every MAC priced at the profile's peak rate / efficiency; re-read off = every weight
+#: read once per op (`conv_pixels_per_weight_pass` unset, the model before this round); version
+#: tables off = the base table (CMSIS-NN@99f736a6) for every stack, also where the stack publishes
+#: an older CMSIS-NN (`hwsim/runtimes/cmsis_nn.yaml`).
 #: Chosen up front by: at most two fitted parameters (a three-benchmark fold keeps a residual), then
 #: most pairs meeting both per-pair targets, then share within ±25 %, then median.
-ALTERNATIVES = [(("mac", "dw_mac"), False, False), (("mac", "dw_mac", "elementwise"), False, False),
-                (("mac", "dw_mac", "memory:flash"), False, False),
-                (("mac+dw_mac",), True, False), (("mac", "dw_mac"), True, False),
-                (("mac+dw_mac", "elementwise"), True, False), (("mac", "dw_mac", "elementwise"), True, False),
-                (("mac", "dw_mac", "per_op"), True, False), (("mac", "dw_mac", "memory:flash"), True, False),
-                (("mac+dw_mac", "per_output"), True, False), (("mac", "dw_mac", "per_output"), True, False),
-                (("mac+dw_mac",), True, True), (("mac", "dw_mac"), False, True), (("mac", "dw_mac"), True, True),
-                (("mac+dw_mac", "elementwise"), True, True), (("mac+dw_mac", "per_output"), False, True),
-                (("mac+dw_mac", "per_output"), True, True), (("mac", "dw_mac", "per_output"), True, True),
-                (("mac+dw_mac", "per_output", "per_op"), True, True)]
+ALTERNATIVES = [(("mac", "dw_mac"), False, False, False, False),
+                (("mac", "dw_mac", "elementwise"), False, False, False, False),
+                (("mac", "dw_mac", "memory:flash"), False, False, False, False),
+                (("mac+dw_mac",), True, False, False, False), (("mac", "dw_mac"), True, False, False, False),
+                (("mac+dw_mac", "elementwise"), True, False, False, False),
+                (("mac", "dw_mac", "elementwise"), True, False, False, False),
+                (("mac", "dw_mac", "per_op"), True, False, False, False),
+                (("mac", "dw_mac", "memory:flash"), True, False, False, False),
+                (("mac+dw_mac", "per_output"), True, False, False, False),
+                (("mac", "dw_mac", "per_output"), True, False, False, False),
+                (("mac+dw_mac",), True, True, False, False), (("mac", "dw_mac"), False, True, False, False),
+                (("mac", "dw_mac"), True, True, False, False),
+                (("mac+dw_mac", "elementwise"), True, True, False, False),
+                (("mac+dw_mac", "per_output"), False, True, False, False),
+                (("mac+dw_mac", "per_output"), True, True, False, False),
+                (("mac", "dw_mac", "per_output"), True, True, False, False),
+                (("mac+dw_mac", "per_output", "per_op"), True, True, False, False),
+                (("mac", "dw_mac"), True, True, True, False), (("mac", "dw_mac"), True, True, False, True),
+                (("mac", "dw_mac"), True, True, True, True),
+                (("mac+dw_mac", "per_output"), True, True, True, True),
+                (("mac", "dw_mac", "per_output"), True, True, True, True)]
 BEGIN, END = "<!-- calibration:begin -->", "<!-- calibration:end -->"
 
 
@@ -93,8 +111,25 @@ def load_pairs() -> list[dict]:
     return pairs
 
 
+def kernel_version(pair: dict) -> tuple[str, dict] | None:
+    """The CMSIS-NN version the pair's published stack description names (`hwsim/runtimes/cmsis_nn.yaml`)."""
+    return cmsis_nn_version(f"{pair['stack']} | {pair['software_raw']}")
+
+
+def pair_target(base, pair: dict, stalls: bool = True, reread: bool = True, versions: bool = True):
+    """The board profile as priced for `pair`: its stack's kernel-table version, optionally without the
+    filter re-reads or the flash stalls (for the model-choice table)."""
+    t = base if stalls else without_stalls(base)
+    if versions and kernel_version(pair) is not None:
+        t = with_kernel_table(t, kernel_version(pair)[1]["kernels"])
+    if not reread and cpu_kernel_unit(t) is not None:
+        t = with_kernel_table(t, {"conv_pixels_per_weight_pass": None})
+    return t
+
+
 def write_profile(pair: dict, params: tuple[str, ...], traces: dict, kernel_model: bool) -> Path:
-    target = load_target(pair["target"])
+    target = pair_target(load_target(pair["target"]), pair)
+    version = kernel_version(pair) if kernel_model else None
     fit_, _ = calibrate(target, pair["meas"], params, traces, kernel_model=kernel_model)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     csv_path = OUT_DIR / f"{pair['name']}.measurements.csv"
@@ -107,12 +142,18 @@ def write_profile(pair: dict, params: tuple[str, ...], traces: dict, kernel_mode
     fitted_on = (f"MLPerf Tiny {pair['round']} closed, {pair['board']} @ {pair['clock_MHz']} MHz, "
                  f"{pair['stack']} ({pair['software_raw']}); benchmarks ad, ic, kws, vww "
                  f"(measurements: {csv_path.name}); params {','.join(params)}"
-                 + ("; CPU kernel model (instruction counts from the base profile's compute.cpu.kernels)"
-                    if kernel_model else ""))
+                 + ("; CPU kernel model (instruction counts from the base profile's compute.cpu.kernels"
+                    + (f", with the loops of {version[0]} from hwsim/runtimes/cmsis_nn.yaml" if version else "")
+                    + ")" if kernel_model else ""))
     sources = {f"mlperf_{i}": s for i, s in enumerate(pair["sources"])}
+    kernels = None
+    if version is not None:
+        kernels = {"source": f"{version[0]} (hwsim/runtimes/cmsis_nn.yaml): {' '.join(version[1]['source'].split())}",
+                   **version[1]["kernels"]}
     text = profile_yaml(pair["target"], pair["name"], fit_, fitted_on, sources,
                         description=f"{pair['target']} running {pair['stack']} ({pair['round']}): runtime "
-                                    f"efficiency fitted to MLPerf Tiny latencies")
+                                    f"efficiency fitted to MLPerf Tiny latencies",
+                        kernels=kernels, kernel_unit=cpu_kernel_unit(target) or "cpu")
     out = OUT_DIR / f"{pair['name']}.yaml"
     out.write_text(text, encoding="utf-8")
     load_target(out)  # must load
@@ -166,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     per_pair: list[tuple[str, list[float]]] = []
     written = []
     for pair in pairs:
-        cases = leave_one_out(targets[pair["target"]], pair["meas"], params, traces, kernel_model=kernel_model)
+        cases = leave_one_out(pair_target(targets[pair["target"]], pair), pair["meas"], params, traces,
+                              kernel_model=kernel_model)
         errs = [c.rel_error for c in cases]
         all_errs += errs
         per_pair.append((pair["name"], errs))
@@ -191,22 +233,24 @@ def main(argv: list[str] | None = None) -> int:
                   + ("met." if med <= 0.10 and worst <= 0.25 else "**not met**."), ""]
     lines += ["Model choice (same leave-one-out protocol, all pairs; chosen up front by: at most two fitted "
               "parameters, then pairs meeting both targets, then share within ±25 %, then median):", "",
-              "| fitted parameters | CPU kernel model | flash wait states stall the core | median abs. error | "
-              "worst | within ±25 % | pairs meeting target |",
-              "|---|---|---|---|---|---|---|"]
-    for alt, stalls, km in ALTERNATIVES:
+              "| fitted parameters | CPU kernel model | flash wait states stall the core | filter re-read per "
+              "2 output pixels | kernel table by CMSIS-NN version | median abs. error | worst | within ±25 % | "
+              "pairs meeting target |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    yn = {True: "yes", False: "no"}
+    for alt, stalls, km, reread, versions in ALTERNATIVES:
         errs = []
         oks = 0
         for pair in pairs:
-            t = targets[pair["target"]] if stalls else without_stalls(targets[pair["target"]])
+            t = pair_target(targets[pair["target"]], pair, stalls, reread, versions)
             pe = [c.rel_error for c in leave_one_out(t, pair["meas"], alt, traces, kernel_model=km)]
             errs += pe
             oks += _pair_ok(pe)
         m, w, wi = _summary(errs)
-        lines.append(f"| {','.join(alt)} | {'yes' if km else 'no'} | {'yes' if stalls else 'no'} | {m:.1%} | "
-                     f"{w:.1%} | {wi:.0%} | {oks}/{len(pairs)} |")
-        print(f"alternative {alt} stalls={stalls} kernel_model={km}: median {m:.3f} worst {w:.3f} "
-              f"within {wi:.2f} pairs {oks}", flush=True)
+        lines.append(f"| {','.join(alt)} | {yn[km]} | {yn[stalls]} | {yn[reread] if km else '–'} | "
+                     f"{yn[versions] if km else '–'} | {m:.1%} | {w:.1%} | {wi:.0%} | {oks}/{len(pairs)} |")
+        print(f"alternative {alt} stalls={stalls} kernel_model={km} reread={reread} versions={versions}: "
+              f"median {m:.3f} worst {w:.3f} within {wi:.2f} pairs {oks}", flush=True)
     lines += ["", END]
     block = "\n".join(lines)
     print(f"median |error| {med:.1%}, worst {worst:.1%}, within ±25 %: {within:.0%}")

@@ -26,12 +26,17 @@ def register(app: typer.Typer) -> None:
                  "connected, im2col convolution, 1x1, depthwise, scalar leftovers) and store "
                  "runtime_efficiency.kernel_model in the profile. Default: on when the target's CPU has a "
                  "kernel table (the shipped MCU profiles), otherwise off."),
+        kernel_library: str = typer.Option(
+            "", "--kernel-library",
+            help="CMSIS-NN version the measured stack ran, from hwsim/runtimes/cmsis_nn.yaml (e.g. cmsis_5@51263182): "
+                 "its loop counts replace those of the target's kernel table and are written into the profile "
+                 "(compute.cpu.kernels). Default: the target's table. Needs the kernel model."),
         name: str = typer.Option("", "--name", help="Name of the new profile (default: the output file's stem)."),
         fitted_on: str = typer.Option("", "--fitted-on", help="Text stored as runtime_efficiency.fitted_on "
                                                               "(default: the measurements file and its models)."),
     ) -> None:
         """Fit runtime_efficiency (compute efficiency per op class, overheads) to measured latencies."""
-        from hwsim.cost.calibrate import calibrate, profile_yaml, read_measurements
+        from hwsim.cost.calibrate import calibrate, cpu_kernel_unit, profile_yaml, read_measurements, with_kernel_table
         from hwsim.errors import HwsimError
         from hwsim.target import load_target
         from hwsim.target.loader import find_profile
@@ -46,6 +51,21 @@ def register(app: typer.Typer) -> None:
         base = load_target(target)
         if kernel_model is None:
             kernel_model = any(u.kernels is not None for u in base.compute.values() if u.kind == "cpu")
+        kernels = None
+        if kernel_library:
+            from hwsim.runtimes import load_runtime
+
+            versions = load_runtime("cmsis_nn")["versions"]
+            if kernel_library not in versions:
+                raise HwsimError(f"--kernel-library {kernel_library!r} is not in hwsim/runtimes/cmsis_nn.yaml; "
+                                 f"choose from {sorted(versions)}")
+            if not kernel_model:
+                raise HwsimError("--kernel-library sets the CPU kernel table's loop counts, which only the kernel "
+                                 "model uses; drop --no-kernel-model or --kernel-library")
+            version = versions[kernel_library]
+            kernels = {"source": f"{kernel_library} (hwsim/runtimes/cmsis_nn.yaml): {' '.join(version['source'].split())}",
+                       **version["kernels"]}
+            base = with_kernel_table(base, version["kernels"])
         meas = read_measurements(measurements)
         plist = tuple(p.strip() for p in params.split(",") if p.strip())
         if len(plist) > len(meas):
@@ -64,7 +84,8 @@ def register(app: typer.Typer) -> None:
             extends = base.name
         fitted = fitted_on or f"{measurements.name}: " + ", ".join(
             f"{m.label}={m.latency_s * 1e3:.4g} ms" for m in meas)
-        text = profile_yaml(extends, new_name, fit_, fitted, {}, base)
+        text = profile_yaml(extends, new_name, fit_, fitted, {}, base, kernels=kernels,
+                            kernel_unit=cpu_kernel_unit(base) or "cpu")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text, encoding="utf-8")

@@ -319,8 +319,13 @@ def fit(feats: Sequence[Features], latencies_s: Sequence[float], params: Sequenc
 
 
 def profile_yaml(base_name: str, name: str, fit_: Fit, fitted_on: str, sources: dict[str, str],
-                 base_target=None, description: str = "") -> str:
-    """YAML text of a profile that `extends` the base with the fitted runtime efficiency (and static power)."""
+                 base_target=None, description: str = "", kernels: dict[str, Any] | None = None,
+                 kernel_unit: str = "cpu") -> str:
+    """YAML text of a profile that `extends` the base with the fitted runtime efficiency (and static power).
+
+    `kernels`: counts (and their `source`) that override the base's CPU kernel table, written
+    under `compute.<kernel_unit>.kernels` (the stack's kernel-library version).
+    """
     import yaml
 
     src = "@calibration: " + fitted_on
@@ -342,6 +347,8 @@ def profile_yaml(base_name: str, name: str, fit_: Fit, fitted_on: str, sources: 
         "sources": {"calibration": fitted_on, **sources},
         "runtime_efficiency": eff,
     }
+    if kernels:
+        doc["compute"] = {kernel_unit: {"kernels": dict(kernels)}}
     if fit_.static_W is not None:
         doc["power"] = {"static": {"value": f"{fit_.static_W * 1e3:.6g} mW",
                                    "source": "@calibration: static power fitted to measured energy per inference "
@@ -374,6 +381,33 @@ def with_kernel_model(target, on: bool | None):
                          "(--no-kernel-model)")
     t = target.model_copy(deep=True)
     t.runtime_efficiency = t.runtime_efficiency.model_copy(update={"kernel_model": bool(on)})
+    return t
+
+
+def cpu_kernel_unit(target) -> str | None:
+    """Name of the CPU compute unit that carries a kernel table (None: none has one)."""
+    return next((n for n, u in target.compute.items() if u.kind == "cpu" and u.kernels is not None), None)
+
+
+def with_kernel_table(target, overrides: dict[str, Any] | None):
+    """`target` with counts of its CPU kernel table replaced (the loops of another library version).
+
+    Why: the same board runs different kernel-library versions under different stacks; the
+    version's counts (data in `hwsim/runtimes/cmsis_nn.yaml`) are known before any fit.
+    """
+    if not overrides:
+        return target
+    unit = cpu_kernel_unit(target)
+    if unit is None:
+        raise HwsimError(f"target {target.name!r} has no CPU kernel table (compute.<cpu>.kernels) to override")
+    t = target.model_copy(deep=True)
+    cpu = t.compute[unit]
+    counts = {k: v for k, v in overrides.items() if k != "source"}
+    unknown = sorted(set(counts) - set(type(cpu.kernels).model_fields))
+    if unknown:
+        raise HwsimError(f"kernel-table override names unknown counts {unknown}; "
+                         f"known: {sorted(type(cpu.kernels).model_fields)}")
+    t.compute[unit] = cpu.model_copy(update={"kernels": cpu.kernels.model_copy(update=counts)})
     return t
 
 

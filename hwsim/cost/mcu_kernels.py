@@ -60,6 +60,32 @@ def instructions(ev: OpEvent, kernels) -> float | None:
     return dots * _reduction(k, kernels.conv_mac, kernels) + im2col
 
 
+def _is_im2col_conv(ev: OpEvent) -> bool:
+    """A CONV_2D that CMSIS-NN's arm_convolve_wrapper_s8 sends to arm_convolve_s8 (im2col + GEMM).
+
+    1x1 kernels go to the 1x1 kernels instead (no im2col; stride-1 ones read each weight once).
+    """
+    if ev.attrs.get("tflite_op") != _CONV or not ev.writes:
+        return False
+    w = _weight_shape(ev)
+    return w is not None and len(w) == 4 and (w[1], w[2]) != (1, 1)
+
+
+def weight_passes(ev: OpEvent, kernels) -> int:
+    """How many times the kernel reads the op's whole filter from where it is stored (1 = once).
+
+    Why: arm_convolve_s8 computes `conv_pixels_per_weight_pass` output pixels per walk over all
+    output channels' filter rows, so an im2col convolution's weight traffic is its filter size
+    times ceil(pixels / that); on a flash-resident filter every walk pays the wait states again.
+    """
+    per_pass = getattr(kernels, "conv_pixels_per_weight_pass", None)
+    if not per_pass or not _is_im2col_conv(ev):
+        return 1
+    out = ev.writes[0]
+    pixels = out.numel // int(out.shape[-1])
+    return max(1, -(-pixels // per_pass))
+
+
 def mac_factor(ev: OpEvent, kernels) -> float:
     """MAC equivalents per MAC of `ev`: its kernel instructions over the GEMM loop's instructions per MAC."""
     n = instructions(ev, kernels)

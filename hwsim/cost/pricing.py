@@ -218,8 +218,13 @@ class Pricer:
         writes: dict[str, float] = {}
         weight_reads: dict[str, float] = {}
         codec = t.compute[unit_name].weight_compression
+        cpu_kernels = t.compute[unit_name].kernels if t.runtime_efficiency.kernel_model else None
         for tensor in ev.reads:
             nbytes = self.stored_bytes(tensor, op_flags)
+            # -- MCU kernel hook: the CPU kernel reads the filter once per group of output pixels (hwsim.cost.mcu_kernels)
+            if cpu_kernels is not None and tensor.kind == "weight":
+                nbytes *= mcu_kernels.weight_passes(ev, cpu_kernels)
+            # -- end MCU kernel hook
             # -- NPU hook: encoded weights and bias/scale records (hwsim.cost.npu_weight_codec)
             if codec is not None and tensor.kind in ("weight", "bias"):
                 nbytes = npu_weight_codec.stored_bytes(self, tensor, codec, nbytes, op_flags)

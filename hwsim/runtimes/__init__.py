@@ -1,7 +1,8 @@
-"""Runtime data files (struct sizes, alignment rules of inference runtimes), loaded from YAML.
+"""Runtime data files (struct sizes, alignment rules, kernel-library versions), loaded from YAML.
 
 Why: sizes of a runtime's bookkeeping structs are properties of a build (pointer width, compile
-flags), not of hwsim; they live in `hwsim/runtimes/<runtime>.yaml` with a `source:` per number.
+flags), and the loops a kernel library runs are properties of its version, not of hwsim; they
+live in `hwsim/runtimes/<runtime>.yaml` with a `source:` per number.
 """
 from __future__ import annotations
 
@@ -32,3 +33,16 @@ def tflm_build(build: str) -> dict[str, Any]:
     if build not in builds:
         raise HwsimError(f"hwsim/runtimes/tflm.yaml: unknown build {build!r}; choose from {sorted(builds)}")
     return builds[build]
+
+
+def cmsis_nn_version(stack_description: str) -> tuple[str, dict[str, Any]] | None:
+    """The CMSIS-NN version (name, section of `cmsis_nn.yaml`) a stack description names, or None.
+
+    `stack_description`: what the stack publishes, e.g. "<software stack> | <software versions>" from
+    an MLPerf Tiny row. Matching is on identifiers (a commit SHA, a release string), never on
+    measured behaviour.
+    """
+    for name, version in load_runtime("cmsis_nn")["versions"].items():
+        if any(m in stack_description for m in version["match"]):
+            return name, version
+    return None

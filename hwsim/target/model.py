@@ -274,7 +274,9 @@ class CpuKernels(_Model):
     copies the input. `hwsim.cost.mcu_kernels` turns an op's shapes into instruction counts with
     these numbers; the convolution GEMM loop (`conv_mac`) is the reference that runs at the
     unit's peak MAC rate, so every other kernel costs its count relative to it. Used only when
-    `runtime_efficiency.kernel_model` is true (calibrated profiles).
+    `runtime_efficiency.kernel_model` is true (calibrated profiles). The im2col convolution also
+    re-reads the whole filter for every few output pixels (`conv_pixels_per_weight_pass`); with
+    the weights in flash, those reads pay the wait states again.
     """
 
     simd_k: int = Field(ge=1, description="reduction elements one SIMD inner-loop step consumes")
@@ -286,6 +288,10 @@ class CpuKernels(_Model):
     scalar_mac: float = Field(gt=0, description="instructions per MAC for reduction elements left over by simd_k")
     im2col_element: float = Field(ge=0, description="instructions per element copied and widened into im2col")
     im2col_tap: float = Field(ge=0, description="instructions per kernel tap per output pixel (copy call, bounds)")
+    conv_pixels_per_weight_pass: Optional[int] = Field(
+        None, ge=1, description="output pixels the im2col convolution computes per pass over the whole filter "
+        "(the filter is read again from its memory for every such group); None = weights read once per op"
+    )
 
 
 class ComputeUnit(_Model):

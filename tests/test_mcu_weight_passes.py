@@ -156,3 +156,54 @@ def test_profile_yaml_writes_a_loadable_kernel_override(tmp_path):
     t = load_target(p)
     assert t.compute["cpu"].kernels.conv_mac == 1.5
     assert t.compute["cpu"].kernels.fc_mac == load_target("stm32l4r5").compute["cpu"].kernels.fc_mac
+
+
+# ---- scripts/count_cmsis_nn_loops.py: finding a kernel's main MAC loop in compiler output ----------
+
+_ASM = """
+kernel:
+	push	{r4, r5, lr}
+	movs	r3, #0
+.LBB0_1:
+	ldr	r4, [r0], #4
+	cmp	r3, r2
+	bge	.LBB0_5
+.LBB0_2:
+	ldr	r5, [r1], #4
+	sxtb16	r4, r4
+	smlad	r6, r4, r5, r6
+	smlad	r7, r4, r5, r7
+	subs	r2, #1
+	bne	.LBB0_2
+.LBB0_3:
+	ldrsb	r5, [r1], #1
+	mla	r6, r4, r5, r6
+	subs	r3, #1
+	bne	.LBB0_3
+.LBB0_4:
+	adds	r3, #1
+	b	.LBB0_1
+.LBB0_5:
+	pop	{r4, r5, pc}
+"""
+
+
+def _counter():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("count_cmsis_nn_loops", REPO / "scripts" / "count_cmsis_nn_loops.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_loop_finder_returns_the_innermost_loops_and_picks_the_one_with_most_macs():
+    """A hand-written function: an outer loop (.LBB0_1..4) around a SIMD loop (.LBB0_2: 2 SMLAD = 4
+    MACs in 6 instructions) and a scalar loop (.LBB0_3: 1 MLA in 4 instructions)."""
+    c = _counter()
+    bbs = c.blocks(_ASM)
+    names = [[bbs[k][0] for k in loop] for loop in c.innermost_loops(bbs)]
+    assert names == [[".LBB0_2"], [".LBB0_3"]]
+    n, m, mix = c.hottest_loop(_ASM)
+    assert (n, m) == (6, 4) and mix["smlad"] == 2
+

@@ -4,7 +4,8 @@ Run: python scripts/count_cmsis_nn_loops.py SRC_ROOT [--cpu cortex_m4]   (develo
 
 SRC_ROOT is a CMSIS-NN source tree: an ARM-software/CMSIS-NN checkout (Include/, Source/) or a
 CMSIS_5 checkout (CMSIS/NN/..., CMSIS/Core/Include). Needs `pip install ziglang` (a clang for
-bare-metal Arm; GCC for Arm is not available here). Prints, for each kernel-table entry of
+bare-metal Arm) or, with `--compiler gcc`, arm-none-eabi-gcc on PATH (Debian/Ubuntu:
+`apt install gcc-arm-none-eabi`). Prints, for each kernel-table entry of
 `compute.cpu.kernels`, the kernel's hottest innermost loop (the one with the most MAC
 instructions), its instruction mix and instructions per MAC; these numbers go into
 `targets/mcu/_mcu-tflm.yaml` (current CMSIS-NN) and `hwsim/runtimes/cmsis_nn.yaml` (older
@@ -53,8 +54,9 @@ def nn_dirs(root: Path) -> tuple[Path, list[Path]]:
     return nn / "Source", [p for p in incs if p.is_dir()]
 
 
-def compile_to_asm(src: Path, incs: list[Path], cpu: str, work: Path) -> str:
-    """Assembly of `src` for a bare-metal Cortex-M with DSP, -O2 (clang via ziglang)."""
+def compile_to_asm(src: Path, incs: list[Path], cpu: str, work: Path, compiler: str = "clang",
+                   opt: str = "-O2") -> str:
+    """Assembly of `src` for a bare-metal Cortex-M with DSP: clang (via ziglang) or arm-none-eabi-gcc."""
     stub = work / "stub"
     stub.mkdir(exist_ok=True)
     # no libc: CMSIS-DSP's arm_math.h (included by 2020-era CMSIS-NN) only needs these declared
@@ -66,8 +68,12 @@ def compile_to_asm(src: Path, incs: list[Path], cpu: str, work: Path) -> str:
     (stub / "string.h").write_text("#pragma once\n#include <stddef.h>\n#define memcpy __builtin_memcpy\n"
                                    "#define memset __builtin_memset\n")
     out = work / (src.stem + ".s")
-    cmd = [sys.executable, "-m", "ziglang", "cc", "-target", "thumb-freestanding-eabihf", f"-mcpu={cpu}",
-           "-O2", "-g0", "-S", "-I", str(stub), *[f"-I{p}" for p in incs], "-DARM_MATH_DSP", str(src), "-o", str(out)]
+    if compiler == "gcc":
+        cmd = ["arm-none-eabi-gcc", "-mthumb", f"-mcpu={cpu.replace('_', '-')}", "-mfloat-abi=hard",
+               "-mfpu=fpv4-sp-d16", "-ffreestanding"]
+    else:
+        cmd = [sys.executable, "-m", "ziglang", "cc", "-target", "thumb-freestanding-eabihf", f"-mcpu={cpu}"]
+    cmd += [opt, "-g0", "-S", "-I", str(stub), *[f"-I{p}" for p in incs], "-DARM_MATH_DSP", str(src), "-o", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out.read_text()
 
@@ -173,12 +179,16 @@ def hottest_loop(asm: str) -> tuple[int, int, dict[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path, help="CMSIS-NN or CMSIS_5 source tree")
-    ap.add_argument("--cpu", default="cortex_m4", help="clang -mcpu (default cortex_m4)")
+    ap.add_argument("--cpu", default="cortex_m4", help="-mcpu (default cortex_m4)")
+    ap.add_argument("--compiler", choices=("clang", "gcc"), default="clang",
+                    help="clang: pip install ziglang; gcc: arm-none-eabi-gcc on PATH (Debian: apt install gcc-arm-none-eabi)")
+    ap.add_argument("--opt", default="-O2", help="optimisation flag (default -O2; Mbed's default develop profile: -Os)")
     args = ap.parse_args(argv)
     src_dir, incs = nn_dirs(args.root)
+    print(f"# {args.root}: {args.compiler} {args.opt} -mcpu={args.cpu}")
     with tempfile.TemporaryDirectory() as tmp:
         for entry, (rel, what) in KERNELS.items():
-            asm = compile_to_asm(src_dir / rel, incs, args.cpu, Path(tmp))
+            asm = compile_to_asm(src_dir / rel, incs, args.cpu, Path(tmp), args.compiler, args.opt)
             n, m, mix = hottest_loop(asm)
             print(f"{entry:18s} {n / m:6.4g} instructions/MAC  ({n} instructions, {m} MACs per iteration; "
                   f"{rel}: {what}) {mix}")

@@ -35,7 +35,7 @@ from hwsim.cost.calibrate import (  # noqa: E402
     trace_for,
     with_kernel_table,
 )
-from hwsim.runtimes import cmsis_nn_version  # noqa: E402
+from hwsim.runtimes import cmsis_nn_variant, cmsis_nn_version  # noqa: E402
 from hwsim.target import load_target  # noqa: E402
 from validation_md import write_block  # noqa: E402
 
@@ -114,9 +114,15 @@ def load_pairs() -> list[dict]:
     return pairs
 
 
+#: which compiled counts a published CMSIS-NN version gets: "clang" (the primary entries) or "gcc"
+#: (their `/gcc-O2` variants); set by --compiler
+COMPILER = "clang"
+
+
 def kernel_version(pair: dict) -> tuple[str, dict] | None:
     """The CMSIS-NN version the pair's published stack description names (`hwsim/runtimes/cmsis_nn.yaml`)."""
-    return cmsis_nn_version(f"{pair['stack']} | {pair['software_raw']}")
+    found = cmsis_nn_version(f"{pair['stack']} | {pair['software_raw']}")
+    return None if found is None else cmsis_nn_variant(found[0], COMPILER)
 
 
 #: the compiled table of the current CMSIS-NN, for the model-choice row that prices *every* stack with
@@ -197,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-kernel-model", action="store_true",
                     help="price every MAC at the profile's peak rate / efficiency (no CPU kernel table)")
     ap.add_argument("--no-write", action="store_true", help="do not write profiles or VALIDATION.md")
+    ap.add_argument("--compiler", choices=("clang", "gcc"), default="clang",
+                    help="compiled kernel counts for stacks that publish their CMSIS-NN version: clang (shipped) "
+                         "or the arm-none-eabi-gcc -O2 variants (compare with --no-write)")
     args = ap.parse_args(argv)
+    global COMPILER
+    COMPILER = args.compiler
     params = tuple(p.strip() for p in args.params.split(",") if p.strip())
     kernel_model = not args.no_kernel_model
     pairs = load_pairs()

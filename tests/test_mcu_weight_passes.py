@@ -207,3 +207,19 @@ def test_loop_finder_returns_the_innermost_loops_and_picks_the_one_with_most_mac
     n, m, mix = c.hottest_loop(_ASM)
     assert (n, m) == (6, 4) and mix["smlad"] == 2
 
+
+
+def test_every_kernel_table_in_cmsis_nn_yaml_is_a_valid_override_and_variants_resolve():
+    from hwsim.runtimes import cmsis_nn_variant
+
+    base = load_target("stm32l4r5")
+    versions = load_runtime("cmsis_nn")["versions"]
+    for name, v in versions.items():
+        assert v["source"] and isinstance(v["match"], list), name
+        t = with_kernel_table(base, v["kernels"])          # raises on an unknown count name
+        assert all(getattr(t.compute["cpu"].kernels, k) == x for k, x in v["kernels"].items()), name
+        if "variant_of" in v:
+            assert v["variant_of"] in versions and not v["match"], name
+    assert cmsis_nn_variant("cmsis_5@51263182", "gcc")[0] == "cmsis_5@51263182/gcc-O2"
+    assert cmsis_nn_variant("cmsis_5@51263182", "clang")[0] == "cmsis_5@51263182"
+    assert cmsis_nn_variant("cmsis-nn@99f736a6", "gcc")[0] == "cmsis-nn@99f736a6"   # no GCC variant: itself

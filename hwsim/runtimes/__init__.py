@@ -46,3 +46,14 @@ def cmsis_nn_version(stack_description: str) -> tuple[str, dict[str, Any]] | Non
         if any(m in stack_description for m in version["match"]):
             return name, version
     return None
+
+
+def cmsis_nn_variant(name: str, compiler: str) -> tuple[str, dict[str, Any]]:
+    """The `<name>/<compiler>` entry of `cmsis_nn.yaml` (e.g. the GCC-compiled counts), or `name` itself
+    when `compiler` is the default ("clang") or no such entry exists."""
+    versions = load_runtime("cmsis_nn")["versions"]
+    if compiler != "clang":
+        for other, v in versions.items():
+            if v.get("variant_of") == name and other.endswith(f"/{compiler}-O2"):
+                return other, v
+    return name, versions[name]

@@ -114,9 +114,9 @@ def load_pairs() -> list[dict]:
     return pairs
 
 
-#: which compiled counts a published CMSIS-NN version gets: "clang" (the primary entries) or "gcc"
-#: (their `/gcc-O2` variants); set by --compiler
-COMPILER = "clang"
+#: which compiled counts a published CMSIS-NN version gets: "build" (the primary entries: the build's
+#: compiler and flags) or "clang" (their `/clang-O2` variants); set by --compiler
+COMPILER = "build"
 
 
 def kernel_version(pair: dict) -> tuple[str, dict] | None:
@@ -125,8 +125,8 @@ def kernel_version(pair: dict) -> tuple[str, dict] | None:
     return None if found is None else cmsis_nn_variant(found[0], COMPILER)
 
 
-#: the compiled table of the current CMSIS-NN, for the model-choice row that prices *every* stack with
-#: compiled CMSIS-NN loops (stacks that publish no version keep the hand-counted base table otherwise)
+#: the compiled table (GCC -O2) of the current CMSIS-NN, for the model-choice row that prices *every*
+#: stack with compiled CMSIS-NN loops (stacks that publish no version keep the hand-counted base table otherwise)
 CURRENT_CMSIS_NN = "cmsis-nn@99f736a6"
 
 
@@ -203,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-kernel-model", action="store_true",
                     help="price every MAC at the profile's peak rate / efficiency (no CPU kernel table)")
     ap.add_argument("--no-write", action="store_true", help="do not write profiles or VALIDATION.md")
-    ap.add_argument("--compiler", choices=("clang", "gcc"), default="clang",
-                    help="compiled kernel counts for stacks that publish their CMSIS-NN version: clang (shipped) "
-                         "or the arm-none-eabi-gcc -O2 variants (compare with --no-write)")
+    ap.add_argument("--compiler", choices=("build", "clang"), default="build",
+                    help="compiled kernel counts for stacks that publish their CMSIS-NN version: the build's own "
+                         "compiler and flags (GCC; shipped) or the clang -O2 variants (compare with --no-write)")
     args = ap.parse_args(argv)
     global COMPILER
     COMPILER = args.compiler

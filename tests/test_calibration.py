@@ -273,9 +273,9 @@ def test_memory_parameter_for_unknown_level_is_a_user_error(traces):
 
 #: shipped profile -> largest training error its two fitted efficiencies leave. X-CUBE-AI's
 #: relative kernel costs follow the CMSIS-NN instruction counts (all four within 5 %); on
-#: nRF5340 + microTVM + CMSIS-NN (the compiled loops of its CMSIS_5@51263182, filter re-reads) AD
-#: and IC still pull apart by ~12 % each (VALIDATION.md, calibration; ~37 % with the base table).
-SHIPPED_FIT_CHECK = {"stm32l4r5-x-cube-ai-7.3.0-v1.0": 0.10, "nrf5340-microtvm-cmsis-nn-v1.0": 0.15}
+#: nRF5340 + microTVM + CMSIS-NN (the GCC -O2 loops of its CMSIS_5@51263182, filter re-reads) AD
+#: and IC still pull apart by ~11 % each (VALIDATION.md, calibration; ~37 % with the base table).
+SHIPPED_FIT_CHECK = {"stm32l4r5-x-cube-ai-7.3.0-v1.0": 0.10, "nrf5340-microtvm-cmsis-nn-v1.0": 0.12}
 
 
 @pytest.mark.parametrize("stem", sorted(SHIPPED_FIT_CHECK))
@@ -489,3 +489,34 @@ def test_leave_one_benchmark_out_on_microtvm_cmsis_nn_with_its_library_loops():
     before = with_kernel_table(base, {"conv_pixels_per_weight_pass": None})
     old = {c.label: c.rel_error for c in leave_one_out(before, meas, ("mac", "dw_mac"), kernel_model=True)}
     assert old["ad"] > 0.4 and old["ic"] < -0.3, old
+
+
+def test_leave_one_benchmark_out_meets_the_issue_target_on_every_published_pair():
+    """The calibration target of the issue, on every (board, stack, round) of the shared MLPerf Tiny CSV
+    that maps to a shipped board: each benchmark predicted from the other three, median |error| <= 10 %
+    and every one of the 56 cases within ±25 % (VALIDATION.md: median 7.5 %, worst 24.4 %).
+
+    Oracle: the published latencies in /work/shared/calibration (read here through the validation
+    script's own CSV grouping); the fit never sees the held-out benchmark.
+    """
+    import importlib.util
+    import statistics
+    import sys
+
+    from hwsim.cost.calibrate import leave_one_out, trace_for
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    spec = importlib.util.spec_from_file_location("validate_calibration", REPO / "scripts" / "validate_calibration.py")
+    vc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vc)
+    pairs = vc.load_pairs()
+    traces = {vc.MODEL_DIR / f"{m}.tflite": trace_for(vc.MODEL_DIR / f"{m}.tflite") for m in vc.MODELS.values()}
+    errs = {}
+    for p in pairs:
+        t = vc.pair_target(load_target(p["target"]), p)
+        for c in leave_one_out(t, p["meas"], ("mac", "dw_mac"), traces, kernel_model=True):
+            errs[(p["name"], c.label)] = c.rel_error
+    assert len(pairs) == 14 and len(errs) == 56
+    assert statistics.median(abs(e) for e in errs.values()) <= 0.10
+    outside = {k: round(e, 3) for k, e in errs.items() if abs(e) > 0.25}
+    assert not outside, outside

@@ -49,10 +49,10 @@ def cmsis_nn_version(stack_description: str) -> tuple[str, dict[str, Any]] | Non
 
 
 def cmsis_nn_variant(name: str, compiler: str) -> tuple[str, dict[str, Any]]:
-    """The `<name>/<compiler>` entry of `cmsis_nn.yaml` (e.g. the GCC-compiled counts), or `name` itself
-    when `compiler` is the default ("clang") or no such entry exists."""
+    """The `<name>/<compiler>-O2` entry of `cmsis_nn.yaml` (e.g. the clang-compiled counts), or `name`
+    itself (the build's own compiler and flags) when `compiler` is "build" or no such entry exists."""
     versions = load_runtime("cmsis_nn")["versions"]
-    if compiler != "clang":
+    if compiler != "build":
         for other, v in versions.items():
             if v.get("variant_of") == name and other.endswith(f"/{compiler}-O2"):
                 return other, v

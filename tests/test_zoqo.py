@@ -13,8 +13,7 @@ from hwsim.algorithms.zoqo_forward import quantize_input
 from hwsim.algorithms.zoqo_loss import LutLoss, float_ce
 from hwsim.algorithms.zoqo_noise import cdf_table, sample_steps, uniform32
 from hwsim.trace import Trace
-
-M32 = (1 << 32) - 1
+from zoqo_refs import M32, ref_h, ref_inverse_cdf, ref_keys
 
 
 # ---- pure-Python references (written from the spec, independent of the code under test) --------
@@ -28,28 +27,6 @@ def ref_table(k: int, sigma: float) -> list[int]:
         out.append(int((acc * (1 << 32) + Decimal("0.5")).to_integral_value(rounding="ROUND_FLOOR")))
     out[-1] = 1 << 32
     return out
-
-
-def ref_inverse_cdf(table: list[int], r: int, k: int) -> int:
-    for i, t in enumerate(table):
-        if r < t:
-            return i - k
-    raise AssertionError("r beyond the table")
-
-
-def ref_h(x: int) -> int:
-    x &= M32
-    x ^= x >> 16
-    x = (x * 0x7FEB352D) & M32
-    x ^= x >> 15
-    x = (x * 0x846CA68B) & M32
-    x ^= x >> 16
-    return x
-
-
-def ref_keys(seed: int, step: int, group: int) -> int:
-    k1 = ref_h(ref_h(seed ^ 0x9E3779B9) ^ step)
-    return ref_h(k1 ^ ((group * 0x85EBCA6B) & M32))
 
 
 def ref_uniform(seed: int, step: int, n: int) -> list[int]:

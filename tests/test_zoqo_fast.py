@@ -14,23 +14,7 @@ from hwsim.algorithms.zoqo_noise import cdf_table
 from hwsim.data import load_dataset
 from hwsim.models.mlp import build_mlp
 from hwsim.trace import Trace
-
-M32 = (1 << 32) - 1
-
-
-def ref_h(x: int) -> int:
-    """lowbias32 from its published constants (independent of the code under test)."""
-    x &= M32
-    x ^= x >> 16
-    x = (x * 0x7FEB352D) & M32
-    x ^= x >> 15
-    x = (x * 0x846CA68B) & M32
-    return x ^ (x >> 16)
-
-
-def ref_j(table: list[int], r: int, k: int) -> int:
-    return next(i for i, t in enumerate(table) if r < t) - k
-
+from zoqo_refs import ref_h, ref_inverse_cdf, ref_keys
 
 @pytest.fixture(scope="module")
 def digits():
@@ -61,13 +45,13 @@ def test_fast_noise_matches_pure_python(digits):
     x, _, _ = digits
     tr = ZOQOTrainer(build_mlp(hidden=(8,)), ZOQOConfig(bits=8, lr=0.003, mu=0.015, seed=3), x[:64])
     step = 7
-    k1 = ref_h(ref_h(ref_h(3 ^ 0x9E3779B9) ^ step) ^ 0)
+    k1 = ref_keys(3, step, 0)
     j = tr._fast.noise(step).tolist()
     off = 0
     for name, st in tr.state.items():
         table = st.table.tolist()
         n = tr.codes[name].numel()
-        want = [ref_j(table, ref_h(ref_h(i) ^ k1), st.k) for i in range(off, off + n)]
+        want = [ref_inverse_cdf(table, ref_h(ref_h(i) ^ k1), st.k) for i in range(off, off + n)]
         assert j[off:off + n] == want, name
         off += n
 

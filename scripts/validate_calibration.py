@@ -35,7 +35,7 @@ from hwsim.cost.calibrate import (  # noqa: E402
     trace_for,
     with_kernel_table,
 )
-from hwsim.runtimes import cmsis_nn_variant, cmsis_nn_version  # noqa: E402
+from hwsim.runtimes import cmsis_nn_profile_kernels, cmsis_nn_variant, cmsis_nn_version, load_runtime  # noqa: E402
 from hwsim.target import load_target  # noqa: E402
 from validation_md import write_block  # noqa: E402
 
@@ -114,15 +114,11 @@ def load_pairs() -> list[dict]:
     return pairs
 
 
-#: which compiled counts a published CMSIS-NN version gets: "build" (the primary entries: the build's
-#: compiler and flags) or "clang" (their `/clang-O2` variants); set by --compiler
-COMPILER = "build"
-
-
-def kernel_version(pair: dict) -> tuple[str, dict] | None:
-    """The CMSIS-NN version the pair's published stack description names (`hwsim/runtimes/cmsis_nn.yaml`)."""
+def kernel_version(pair: dict, compiler: str = "build") -> tuple[str, dict] | None:
+    """The CMSIS-NN version the pair's published stack description names (`hwsim/runtimes/cmsis_nn.yaml`),
+    counted with the build's own compiler and flags ("build") or with its `/clang-O2` variant ("clang")."""
     found = cmsis_nn_version(f"{pair['stack']} | {pair['software_raw']}")
-    return None if found is None else cmsis_nn_variant(found[0], COMPILER)
+    return None if found is None else cmsis_nn_variant(found[0], compiler)
 
 
 #: the compiled table (GCC -O2) of the current CMSIS-NN, for the model-choice row that prices *every*
@@ -131,24 +127,24 @@ CURRENT_CMSIS_NN = "cmsis-nn@99f736a6"
 
 
 def pair_target(base, pair: dict, stalls: bool = True, reread: bool = True, versions: bool = True,
-                compiled_all: bool = False):
+                compiled_all: bool = False, compiler: str = "build"):
     """The board profile as priced for `pair`: its stack's kernel-table version, optionally without the
     filter re-reads or the flash stalls, or with compiled CMSIS-NN loops for every stack (model-choice table)."""
     t = base if stalls else without_stalls(base)
-    if versions and kernel_version(pair) is not None:
-        t = with_kernel_table(t, kernel_version(pair)[1]["kernels"])
+    version = kernel_version(pair, compiler) if versions else None
+    if version is not None:
+        t = with_kernel_table(t, version[1]["kernels"])
     elif compiled_all:
-        from hwsim.runtimes import load_runtime
-
         t = with_kernel_table(t, load_runtime("cmsis_nn")["versions"][CURRENT_CMSIS_NN]["kernels"])
     if not reread and cpu_kernel_unit(t) is not None:
         t = with_kernel_table(t, {"conv_pixels_per_weight_pass": None})
     return t
 
 
-def write_profile(pair: dict, params: tuple[str, ...], traces: dict, kernel_model: bool) -> Path:
-    target = pair_target(load_target(pair["target"]), pair)
-    version = kernel_version(pair) if kernel_model else None
+def write_profile(pair: dict, params: tuple[str, ...], traces: dict, kernel_model: bool,
+                  compiler: str = "build") -> Path:
+    target = pair_target(load_target(pair["target"]), pair, compiler=compiler)
+    version = kernel_version(pair, compiler) if kernel_model else None
     fit_, _ = calibrate(target, pair["meas"], params, traces, kernel_model=kernel_model)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     csv_path = OUT_DIR / f"{pair['name']}.measurements.csv"
@@ -165,10 +161,7 @@ def write_profile(pair: dict, params: tuple[str, ...], traces: dict, kernel_mode
                     + (f", with the loops of {version[0]} from hwsim/runtimes/cmsis_nn.yaml" if version else "")
                     + ")" if kernel_model else ""))
     sources = {f"mlperf_{i}": s for i, s in enumerate(pair["sources"])}
-    kernels = None
-    if version is not None:
-        kernels = {"source": f"{version[0]} (hwsim/runtimes/cmsis_nn.yaml): {' '.join(version[1]['source'].split())}",
-                   **version[1]["kernels"]}
+    kernels = None if version is None else cmsis_nn_profile_kernels(*version)
     text = profile_yaml(pair["target"], pair["name"], fit_, fitted_on, sources,
                         description=f"{pair['target']} running {pair['stack']} ({pair['round']}): runtime "
                                     f"efficiency fitted to MLPerf Tiny latencies",
@@ -207,8 +200,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="compiled kernel counts for stacks that publish their CMSIS-NN version: the build's own "
                          "compiler and flags (GCC; shipped) or the clang -O2 variants (compare with --no-write)")
     args = ap.parse_args(argv)
-    global COMPILER
-    COMPILER = args.compiler
     params = tuple(p.strip() for p in args.params.split(",") if p.strip())
     kernel_model = not args.no_kernel_model
     pairs = load_pairs()
@@ -231,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     per_pair: list[tuple[str, list[float]]] = []
     written = []
     for pair in pairs:
-        cases = leave_one_out(pair_target(targets[pair["target"]], pair), pair["meas"], params, traces,
-                              kernel_model=kernel_model)
+        cases = leave_one_out(pair_target(targets[pair["target"]], pair, compiler=args.compiler), pair["meas"],
+                              params, traces, kernel_model=kernel_model)
         errs = [c.rel_error for c in cases]
         all_errs += errs
         per_pair.append((pair["name"], errs))
@@ -241,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {pair['name']} | {c.label} | {c.measured_s * 1e3:.4g} | {c.predicted_s * 1e3:.4g} | "
                          f"{c.rel_error:+.1%} | {'' if ee is None else f'{ee:+.1%}'} |")
         if not args.no_write:
-            written.append(write_profile(pair, params, traces, kernel_model))
+            written.append(write_profile(pair, params, traces, kernel_model, args.compiler))
         print(f"{pair['name']}: " + ", ".join(f"{c.label} {c.rel_error:+.1%}" for c in cases), flush=True)
     med, worst, within = _summary(all_errs)
     lines += ["", "Per pair (median |error|, worst |error|; target: median ≤ 10 % and worst ≤ 25 %):", "",
@@ -266,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         errs = []
         oks = 0
         for pair in pairs:
-            t = pair_target(targets[pair["target"]], pair, stalls, reread, versions, compiled_all)
+            t = pair_target(targets[pair["target"]], pair, stalls, reread, versions, compiled_all, args.compiler)
             pe = [c.rel_error for c in leave_one_out(t, pair["meas"], alt, traces, kernel_model=km)]
             errs += pe
             oks += _pair_ok(pe)

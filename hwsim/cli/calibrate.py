@@ -50,10 +50,10 @@ def register(app: typer.Typer) -> None:
             raise HwsimError(f"--out {out}: a device profile is a YAML file; use a name ending in .yaml")
         base = load_target(target)
         if kernel_model is None:
-            kernel_model = any(u.kernels is not None for u in base.compute.values() if u.kind == "cpu")
+            kernel_model = cpu_kernel_unit(base) is not None
         kernels = None
         if kernel_library:
-            from hwsim.runtimes import load_runtime
+            from hwsim.runtimes import cmsis_nn_profile_kernels, load_runtime
 
             versions = load_runtime("cmsis_nn")["versions"]
             if kernel_library not in versions:
@@ -62,10 +62,8 @@ def register(app: typer.Typer) -> None:
             if not kernel_model:
                 raise HwsimError("--kernel-library sets the CPU kernel table's loop counts, which only the kernel "
                                  "model uses; drop --no-kernel-model or --kernel-library")
-            version = versions[kernel_library]
-            kernels = {"source": f"{kernel_library} (hwsim/runtimes/cmsis_nn.yaml): {' '.join(version['source'].split())}",
-                       **version["kernels"]}
-            base = with_kernel_table(base, version["kernels"])
+            kernels = cmsis_nn_profile_kernels(kernel_library, versions[kernel_library])
+            base = with_kernel_table(base, kernels)
         meas = read_measurements(measurements)
         plist = tuple(p.strip() for p in params.split(",") if p.strip())
         if len(plist) > len(meas):

@@ -375,7 +375,7 @@ def with_kernel_model(target, on: bool | None):
     """
     if on is None or bool(on) == target.runtime_efficiency.kernel_model:
         return target
-    if on and not any(u.kernels is not None for u in target.compute.values() if u.kind == "cpu"):
+    if on and cpu_kernel_unit(target) is None:
         raise HwsimError(f"target {target.name!r} has no CPU kernel table (compute.<cpu>.kernels), so the kernel "
                          "model cannot be used; add one (see targets/mcu/_mcu-tflm.yaml) or fit without it "
                          "(--no-kernel-model)")

@@ -78,7 +78,7 @@ def weight_passes(ev: OpEvent, kernels) -> int:
     output channels' filter rows, so an im2col convolution's weight traffic is its filter size
     times ceil(pixels / that); on a flash-resident filter every walk pays the wait states again.
     """
-    per_pass = getattr(kernels, "conv_pixels_per_weight_pass", None)
+    per_pass = kernels.conv_pixels_per_weight_pass
     if not per_pass or not _is_im2col_conv(ev):
         return 1
     out = ev.writes[0]

@@ -52,8 +52,14 @@ def cmsis_nn_variant(name: str, compiler: str) -> tuple[str, dict[str, Any]]:
     """The `<name>/<compiler>-O2` entry of `cmsis_nn.yaml` (e.g. the clang-compiled counts), or `name`
     itself (the build's own compiler and flags) when `compiler` is "build" or no such entry exists."""
     versions = load_runtime("cmsis_nn")["versions"]
-    if compiler != "build":
-        for other, v in versions.items():
-            if v.get("variant_of") == name and other.endswith(f"/{compiler}-O2"):
-                return other, v
+    variant = f"{name}/{compiler}-O2"
+    if compiler != "build" and variant in versions:
+        return variant, versions[variant]
     return name, versions[name]
+
+
+def cmsis_nn_profile_kernels(name: str, version: dict[str, Any]) -> dict[str, Any]:
+    """The `compute.<cpu>.kernels` block a profile carries for entry `name` of `cmsis_nn.yaml`:
+    its counts and a `source` naming the entry and its provenance."""
+    return {"source": f"{name} (hwsim/runtimes/cmsis_nn.yaml): {' '.join(version['source'].split())}",
+            **version["kernels"]}
